@@ -1,0 +1,117 @@
+/*
+ * kernels.h - signatures of pprt's compute kernels and their dispatch table.
+ *
+ * Every operation has one signature. The scalar version (suffix __scalar) is
+ * the specification: plain loops, always compiled, and the reference that
+ * the SIMD versions are tested against. SIMD versions carry the ISA in the
+ * suffix (__avx2, __vnni, __neon, __dotprod) and live in their own files, so
+ * ISA compiler flags apply to those files only.
+ *
+ * Quantized data (q8): int8 values, symmetric, with one float32 scale per
+ * group of consecutive values along the reduction axis. A row of length k has
+ * ceil(k / group) groups; the last one is shorter when group does not divide
+ * k. Value = scale * q.
+ *
+ * Integer accumulation is exact, so SIMD versions agree with scalar on the
+ * int32 group sums bit for bit. How those group sums are combined in float
+ * may be reordered by a SIMD version; the tests allow a relative error of
+ * 1e-5 there. Float kernels state their tolerance next to their signature.
+ */
+#ifndef PP_KERNELS_H
+#define PP_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Number of groups of at most `group` values in a row of `k` values. */
+static inline size_t pp_group_count(size_t k, size_t group) {
+    return (k + group - 1) / group;
+}
+
+/*
+ * Quantized matrix product, weights times activations, over one tile.
+ *   y[j*ldy + i]  = or +=  sum_g ws[i*G + g] * xs[j*ldxs + g] * isum(i, j, g)
+ *   isum(i, j, g) = sum over c in group g of w[i*k + c] * x[j*ldx + c]   (int32)
+ * for rows i < m of the weight block, activation rows j < n, G = ceil(k/group).
+ * The float sum runs over g in increasing order, starting from 0.0f, and is
+ * then stored (accumulate == 0) or added to y (accumulate != 0).
+ * Ranges: m, n, k >= 1; 1 <= group; int8 values in [-127, 127] (quantizers
+ * never emit -128), so an int32 group sum cannot overflow for group <= 2^16.
+ */
+typedef void (*pp_gemm_q8_fn)(size_t m, size_t n, size_t k, size_t group,
+                              const int8_t *w, const float *ws,
+                              const int8_t *x, size_t ldx,
+                              const float *xs, size_t ldxs,
+                              float *y, size_t ldy, int accumulate);
+
+/*
+ * Symmetric int8 quantization of one row of n floats in groups of `group`:
+ * amax = max |x| over the group; scale = amax / 127; q = round-half-even(
+ * x * (127 / amax)), which lies in [-127, 127]. A group of zeros gets scale
+ * 0 and q = 0. Non-finite input is the caller's problem (checked upstream).
+ * Exact: SIMD versions produce the same bytes and scales.
+ */
+typedef void (*pp_quantize_q8_fn)(size_t n, size_t group, const float *x,
+                                  int8_t *q, float *scale);
+
+/* out[i] = w[i] * x[i] / sqrt(mean(x^2) + eps). Tolerance 1e-5 relative. */
+typedef void (*pp_rmsnorm_fn)(size_t n, const float *x, const float *w,
+                              float eps, float *out);
+
+/* In place: x[i] = exp(x[i] - max) / sum. Tolerance 1e-6 absolute. */
+typedef void (*pp_softmax_fn)(size_t n, float *x);
+
+/* gate[i] = silu(gate[i]) * up[i], silu(v) = v / (1 + exp(-v)).
+ * Tolerance 1e-5 relative. */
+typedef void (*pp_swiglu_fn)(size_t n, float *gate, const float *up);
+
+/* Returns sum a[i] * b[i]. Tolerance 1e-5 relative to sum |a[i] b[i]|. */
+typedef float (*pp_dot_f32_fn)(size_t n, const float *a, const float *b);
+
+/* y[i] += alpha * x[i]. Tolerance: exact for FMA-free code, 1 ulp with FMA. */
+typedef void (*pp_axpy_f32_fn)(size_t n, float alpha, const float *x,
+                               float *y);
+
+/*
+ * Rotary position embedding in place on `n_heads` consecutive heads of
+ * `head_dim` (even) floats, llama2.c pairing: for even i, the pair
+ * (x[i], x[i+1]) is rotated by the angle a_i = pos * theta^(-i / head_dim).
+ * cos_sin holds head_dim floats for this position: cos_sin[i] = cos(a_i),
+ * cos_sin[i+1] = sin(a_i). Tolerance 1e-6 relative.
+ */
+typedef void (*pp_rope_fn)(size_t n_heads, size_t head_dim,
+                           const float *cos_sin, float *x);
+
+/* The kernels chosen for this CPU. Filled once by pp_kernels_select(). */
+typedef struct pp_kernels {
+    const char *isa;              /* "scalar", "avx2", "vnni", "neon", ... */
+    pp_gemm_q8_fn gemm_q8;
+    pp_quantize_q8_fn quantize_q8;
+    pp_rmsnorm_fn rmsnorm;
+    pp_softmax_fn softmax;
+    pp_swiglu_fn swiglu;
+    pp_dot_f32_fn dot_f32;
+    pp_axpy_f32_fn axpy_f32;
+    pp_rope_fn rope;
+} pp_kernels;
+
+void pp_gemm_q8__scalar(size_t m, size_t n, size_t k, size_t group,
+                        const int8_t *w, const float *ws,
+                        const int8_t *x, size_t ldx,
+                        const float *xs, size_t ldxs,
+                        float *y, size_t ldy, int accumulate);
+void pp_quantize_q8__scalar(size_t n, size_t group, const float *x,
+                            int8_t *q, float *scale);
+void pp_rmsnorm__scalar(size_t n, const float *x, const float *w, float eps,
+                        float *out);
+void pp_softmax__scalar(size_t n, float *x);
+void pp_swiglu__scalar(size_t n, float *gate, const float *up);
+float pp_dot_f32__scalar(size_t n, const float *a, const float *b);
+void pp_axpy_f32__scalar(size_t n, float alpha, const float *x, float *y);
+void pp_rope__scalar(size_t n_heads, size_t head_dim, const float *cos_sin,
+                     float *x);
+
+/* The scalar table; always available. */
+extern const pp_kernels pp_kernels_scalar;
+
+#endif /* PP_KERNELS_H */
