@@ -123,6 +123,10 @@ typedef struct pp_options {
     int32_t history_len;    /* positions of Probe Pruning history; positions
                                at or past it share the last slot. 0: 128 */
     uint32_t flags;         /* PP_VERIFY_WEIGHTS */
+    const char *isa;        /* kernel variant: NULL for the best this CPU
+                               runs, or "scalar", "avx2", "vnni", "neon",
+                               "dotprod"; init fails with PP_ERR_UNSUPPORTED
+                               if the CPU lacks it */
     pp_workers workers;     /* n_threads 0 is treated as 1 */
 } pp_options;
 
@@ -258,8 +262,10 @@ pp_status pp_kept_get(const pp_context *context, int32_t layer,
 /*
  * Encodes UTF-8 text with the model's tokenizer (llama2.c BPE: a leading
  * space, byte fallback, greedy merges by score). With `bos`, the first id
- * is BOS. Writes at most `capacity` ids; returns PP_ERR_CAPACITY if more
- * are needed, with *n_tokens the number needed.
+ * is BOS. `tokens` is also the working buffer, so `capacity` must be at
+ * least length + 3 (one id per byte, the space and BOS); otherwise returns
+ * PP_ERR_CAPACITY with *n_tokens = length + 3. Bytes that are not valid
+ * UTF-8 become byte tokens.
  */
 pp_status pp_tokenize(pp_context *context, const char *text, size_t length,
                       int bos, int32_t *tokens, int32_t capacity,
@@ -284,9 +290,12 @@ void pp_sampler_init(pp_sampler *sampler, float temperature, float top_p,
                      uint64_t seed);
 
 /*
- * Picks a token id from `logits` (n floats). `scratch` must hold n
- * (float, int32) pairs, i.e. 8 * n bytes; it is used only for top-p.
- * `logits` is overwritten with probabilities when temperature > 0.
+ * Picks a token id from `logits` (n floats): the argmax (lowest index on
+ * ties) when temperature is 0, else a sample from softmax(logits / T),
+ * restricted to the smallest set of tokens whose mass reaches top_p when
+ * 0 < top_p < 1. `scratch` (4-byte aligned, 8 * n bytes) is used only for
+ * top-p. `logits` may be overwritten with probabilities. Returns -1 for a
+ * NULL sampler or logits, n <= 0, or top-p without scratch.
  */
 int32_t pp_sample(pp_sampler *sampler, float *logits, int32_t n,
                   void *scratch);

@@ -2,10 +2,11 @@
  * tokenizer.h - llama2.c-compatible BPE tokenizer over the tokenizer section
  * of a model file.
  *
- * The section holds llama2.c's tokenizer.bin bytes unchanged: uint32 max
+ * The section contains llama2.c's tokenizer.bin bytes unchanged: an int32 max
  * token length, then per token a float32 score, an int32 byte length and the
- * bytes (no NUL). pp_tokenizer_load validates it and copies what it needs
- * into the arena, so the section bytes need not stay mapped.
+ * bytes (no NUL), all little-endian. pp_tokenizer_load validates it and
+ * copies what it needs into the arena, so the section bytes need not stay
+ * mapped.
  */
 #ifndef PP_TOKENIZER_H
 #define PP_TOKENIZER_H
@@ -21,26 +22,36 @@ typedef struct pp_tokenizer {
     uint32_t max_token_length;
     int32_t bos_id, eos_id;
     const float *scores;      /* [vocab_size] merge scores */
-    const uint32_t *offsets;  /* [vocab_size + 1] token i is text[offsets[i] ..
-                                 offsets[i+1]), NUL-terminated after that */
+    const uint32_t *offsets;  /* [vocab_size + 1] token i is the
+                                 offsets[i+1] - offsets[i] - 1 bytes at
+                                 text + offsets[i], then a NUL */
     const char *text;         /* all token strings, each followed by a NUL */
-    const int32_t *sorted;    /* [vocab_size] ids in byte order of their text,
-                                 for binary search */
+    const int32_t *sorted;    /* [vocab_size] ids in unsigned byte order of
+                                 their text, equal texts by id, for binary
+                                 search */
+    const uint8_t *pair_bits; /* [256 * 256 / 8] bit 256 * x + y is set when
+                                 some token contains byte x followed by byte
+                                 y; encoding never merges across other pairs */
     uint8_t byte_chars[256];  /* text of the <0xNN> byte tokens when decoding */
 } pp_tokenizer;
 
 /*
- * Checks the section (every length against the section size, no token
- * longer than max_token_length, finite scores) and returns in *text_bytes
- * the sum of the token lengths. Returns PP_ERR_CORRUPT or PP_ERR_TRUNCATED
- * for a bad section.
+ * Checks the section (every length against the section size, no negative
+ * length or one above max_token_length, finite scores, exactly vocab_size
+ * tokens and no bytes after them) and returns in *text_bytes, which may be
+ * NULL, the sum of the token lengths. Returns PP_ERR_TRUNCATED when the
+ * section ends early and PP_ERR_CORRUPT for any other bad value, including
+ * vocab_size <= 0.
  */
 pp_status pp_tokenizer_validate(const uint8_t *section, size_t size,
                                 int32_t vocab_size, size_t *text_bytes);
 
 /*
- * Builds the tokenizer in `arena` from a section that passed validation.
- * With a measuring arena it only reserves the space. Needs no other memory.
+ * Validates the section and builds the tokenizer in `arena`. A measuring
+ * arena makes the same allocations, writes nothing (`tokenizer` may be
+ * NULL) and returns PP_OK. Needs no other memory. Returns the validation
+ * errors, PP_ERR_CORRUPT for a BOS or EOS id outside the vocabulary, and
+ * PP_ERR_ARENA_TOO_SMALL when the arena is full.
  */
 pp_status pp_tokenizer_load(pp_tokenizer *tokenizer, pp_arena *arena,
                             const uint8_t *section, size_t size,
@@ -48,14 +59,20 @@ pp_status pp_tokenizer_load(pp_tokenizer *tokenizer, pp_arena *arena,
                             int32_t eos_id);
 
 /*
- * Encodes `length` bytes of UTF-8 text (llama2.c run.c rules: a dummy
- * leading space when the text is not empty, code points found in the
- * vocabulary, others as byte tokens <0xNN> (id byte + 3), then repeated
- * merging of the adjacent pair whose merged text has the highest score, the
- * first such pair on ties). Bytes that are not valid UTF-8 are encoded as
- * byte tokens. BOS first when `bos`. `tokens` is the working buffer and
- * must hold at least length + 3 ids; returns PP_ERR_CAPACITY otherwise,
- * with *n_tokens = length + 3.
+ * Encodes `length` bytes of UTF-8 text with the llama2.c run.c rules. A
+ * dummy leading space comes first when the text is not empty. Code points
+ * found in the vocabulary become their token and others become byte tokens
+ * <0xNN> (id byte + 3). Then the adjacent pair whose merged text has the
+ * highest score is merged, the first such pair on ties, until no pair is in
+ * the vocabulary. Unlike run.c, bytes that are not valid UTF-8 always become
+ * byte tokens, and byte tokens and BOS never merge. BOS comes first when
+ * `bos`.
+ *
+ * `tokens` is the working buffer and must hold at least length + 3 ids.
+ * Returns PP_ERR_CAPACITY otherwise, with *n_tokens = length + 3, and
+ * PP_ERR_UNSUPPORTED when a byte token is needed but the vocabulary has
+ * fewer than byte + 4 tokens. Returns PP_ERR_INVALID_ARGUMENT for a NULL
+ * pointer or a length above INT32_MAX - 3.
  */
 pp_status pp_tokenizer_encode(const pp_tokenizer *tokenizer, const char *text,
                               size_t length, int bos, int32_t *tokens,
@@ -63,8 +80,11 @@ pp_status pp_tokenizer_encode(const pp_tokenizer *tokenizer, const char *text,
 
 /*
  * Returns the bytes of `token` as printed after `previous`: the leading
- * space of a token that follows BOS is dropped, and a <0xNN> token is the
- * single byte NN. Returns NULL for an id out of range.
+ * space of a token that follows BOS is dropped, and a token whose text is
+ * exactly <0xNN> is the single byte NN. Sets *length (when not NULL) to the
+ * byte count. The bytes live in the tokenizer, and a single byte has no NUL
+ * after it.
+ * Returns NULL for an id out of range.
  */
 const char *pp_tokenizer_decode(const pp_tokenizer *tokenizer,
                                 int32_t previous, int32_t token,

@@ -1,0 +1,185 @@
+/*
+ * format.h - the pprt model file (.ppm), version 1.
+ *
+ * Shared by the loader (runtime/model.c) and the writer (tools/convert.c).
+ * All integers are little-endian. The file is:
+ *
+ *   header          PP_HEADER_BYTES: magic, version, model configuration,
+ *                   section table, CRC-32 of the header bytes before it
+ *   sections        each starts at a multiple of the file's alignment and
+ *                   carries its own CRC-32 in the section table
+ *
+ * Sections:
+ *   TOKENIZER       llama2.c tokenizer.bin bytes, unchanged
+ *   NORMS           float32 attention norms [L][dim], MLP norms [L][dim],
+ *                   final norm [dim]
+ *   CHANNEL_STATS   float32 per layer: for each input channel c of the
+ *                   attention output projection, sum_d |W_o[d,c]|,
+ *                   sum_d W_o[d,c]^2, sum_d W_o[d,c]^4 (3 x dim); then the
+ *                   same for the MLP down projection (3 x hidden). Computed
+ *                   from the int8 weights, so scoring needs no weight reads.
+ *   TILE_DIRECTORY  uint64 file offsets of every tile, layer by layer: the
+ *                   n_heads query-head tiles, the n_kv_heads kv tiles, then
+ *                   the MLP tiles. Offsets increase strictly and tiles do
+ *                   not overlap.
+ *   EMBEDDING       one q8 matrix [vocab][dim]
+ *   CLASSIFIER      one q8 matrix [vocab][dim]; absent when the classifier
+ *                   is the embedding
+ *   LAYERS          the tiles
+ *
+ * A q8 matrix of m rows and k columns with group G is m*k int8 values,
+ * row-major, then (at the next 64-byte boundary) m * ceil(k/G) float32
+ * scales, row-major; its size is rounded up to 64 bytes. Groups run along
+ * the reduction axis and restart at every tile boundary, so a tile's part
+ * of the down projection has groups of at most the tile width.
+ *
+ * Tiles (each starts at a multiple of the alignment):
+ *   head tile h     q rows of head h [head_dim][dim], then o columns of
+ *                   head h as a matrix [dim][head_dim]
+ *   kv tile h       k rows [head_dim][dim], then v rows [head_dim][dim]
+ *   MLP tile t      channels [t*T, t*T + Tt) with Tt = T except possibly
+ *                   for the last tile: gate rows [Tt][dim], up rows
+ *                   [Tt][dim], down columns as a matrix [dim][Tt]
+ */
+#ifndef PP_FORMAT_H
+#define PP_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PP_MAGIC "PPRTMODL"
+#define PP_VERSION 1u
+#define PP_HEADER_BYTES 256u
+#define PP_MATRIX_ALIGN 64u
+
+enum pp_section_id {
+    PP_SECTION_TOKENIZER = 1,
+    PP_SECTION_NORMS = 2,
+    PP_SECTION_CHANNEL_STATS = 3,
+    PP_SECTION_TILE_DIRECTORY = 4,
+    PP_SECTION_EMBEDDING = 5,
+    PP_SECTION_CLASSIFIER = 6,
+    PP_SECTION_LAYERS = 7,
+    PP_SECTION_COUNT_MAX = 8, /* ids are below this */
+};
+
+enum pp_file_flags {
+    PP_FLAG_SHARED_CLASSIFIER = 1u << 0,
+    PP_FLAG_SYNTHETIC = 1u << 1,
+};
+
+/*
+ * Header field offsets. The header is parsed field by field (never cast to a
+ * struct) so that padding and host byte order cannot matter.
+ */
+enum pp_header_offset {
+    PP_H_MAGIC = 0,          /* 8 bytes */
+    PP_H_VERSION = 8,
+    PP_H_HEADER_BYTES = 12,
+    PP_H_DIM = 16,
+    PP_H_HIDDEN_DIM = 20,
+    PP_H_N_LAYERS = 24,
+    PP_H_N_HEADS = 28,
+    PP_H_N_KV_HEADS = 32,
+    PP_H_VOCAB_SIZE = 36,
+    PP_H_MAX_SEQ_LEN = 40,
+    PP_H_TILE = 44,
+    PP_H_GROUP = 48,
+    PP_H_ALIGNMENT = 52,
+    PP_H_FLAGS = 56,
+    PP_H_ROPE_THETA = 60,    /* float32 */
+    PP_H_NORM_EPS = 64,      /* float32 */
+    PP_H_BOS_ID = 68,
+    PP_H_EOS_ID = 72,
+    PP_H_N_SECTIONS = 76,
+    PP_H_SECTIONS = 80,      /* PP_SECTION_TABLE_MAX entries */
+    PP_H_CRC = 252,          /* CRC-32 of bytes [0, 252) */
+};
+
+/* A section table entry: uint32 id, uint32 crc32, uint64 offset, uint64
+ * size. The table fits between PP_H_SECTIONS and PP_H_CRC, so it holds at
+ * most 7 entries: one per section kind. */
+#define PP_SECTION_ENTRY_BYTES 24u
+#define PP_SECTION_TABLE_MAX ((PP_H_CRC - PP_H_SECTIONS) / PP_SECTION_ENTRY_BYTES)
+
+/* Geometry of one q8 matrix block. */
+typedef struct pp_matrix_layout {
+    uint64_t scale_offset;  /* from the block start */
+    uint64_t bytes;         /* whole block, a multiple of PP_MATRIX_ALIGN */
+} pp_matrix_layout;
+
+static inline uint64_t pp_align_up(uint64_t value, uint64_t align) {
+    return (value + align - 1) / align * align;
+}
+
+static inline pp_matrix_layout pp_matrix_geometry(uint64_t rows, uint64_t cols,
+                                                  uint64_t group) {
+    pp_matrix_layout m;
+    const uint64_t groups = (cols + group - 1) / group;
+    m.scale_offset = pp_align_up(rows * cols, PP_MATRIX_ALIGN);
+    m.bytes = pp_align_up(m.scale_offset + 4 * rows * groups, PP_MATRIX_ALIGN);
+    return m;
+}
+
+/* Model dimensions as the tile arithmetic needs them. */
+typedef struct pp_dims {
+    uint64_t dim, hidden_dim, n_layers, n_heads, n_kv_heads, head_dim;
+    uint64_t vocab_size, tile, group, alignment;
+} pp_dims;
+
+static inline uint64_t pp_mlp_tile_count(const pp_dims *d) {
+    return (d->hidden_dim + d->tile - 1) / d->tile;
+}
+
+/* Channels in MLP tile t (the last one may be narrower). */
+static inline uint64_t pp_mlp_tile_width(const pp_dims *d, uint64_t t) {
+    const uint64_t begin = t * d->tile;
+    return d->hidden_dim - begin < d->tile ? d->hidden_dim - begin : d->tile;
+}
+
+static inline uint64_t pp_head_tile_bytes(const pp_dims *d) {
+    return pp_matrix_geometry(d->head_dim, d->dim, d->group).bytes +
+           pp_matrix_geometry(d->dim, d->head_dim, d->group).bytes;
+}
+
+static inline uint64_t pp_kv_tile_bytes(const pp_dims *d) {
+    return 2 * pp_matrix_geometry(d->head_dim, d->dim, d->group).bytes;
+}
+
+static inline uint64_t pp_mlp_tile_bytes(const pp_dims *d, uint64_t width) {
+    return 2 * pp_matrix_geometry(width, d->dim, d->group).bytes +
+           pp_matrix_geometry(d->dim, width, d->group).bytes;
+}
+
+/* Tiles per layer, in directory order. */
+static inline uint64_t pp_tiles_per_layer(const pp_dims *d) {
+    return d->n_heads + d->n_kv_heads + pp_mlp_tile_count(d);
+}
+
+/* CRC-32 (IEEE 802.3, reflected, as zlib computes it); chain with `crc`
+ * = the previous result, starting from 0. */
+uint32_t pp_crc32(uint32_t crc, const void *data, size_t size);
+
+/* Little-endian field access. */
+static inline uint32_t pp_get_u32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t pp_get_u64(const uint8_t *p) {
+    return (uint64_t)pp_get_u32(p) | (uint64_t)pp_get_u32(p + 4) << 32;
+}
+
+static inline void pp_put_u32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+static inline void pp_put_u64(uint8_t *p, uint64_t v) {
+    pp_put_u32(p, (uint32_t)v);
+    pp_put_u32(p + 4, (uint32_t)(v >> 32));
+}
+
+#endif /* PP_FORMAT_H */

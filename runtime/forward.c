@@ -1,0 +1,668 @@
+/*
+ * forward.c - the batched forward pass over kept tiles.
+ *
+ * A call runs n_seq sequences of n_tok tokens each, at positions
+ * [pos, pos + n_tok) of every sequence. Per layer:
+ *
+ *   attention  x += o(attention(rope(q(xb)), rope(k(xb)), v(xb))),
+ *              xb = rmsnorm(x); q and o only for kept heads, k and v for all
+ *              kv heads (grouped-query attention: query head h reads kv head
+ *              h / (n_heads / n_kv_heads))
+ *   MLP        x += down(silu(gate(xb)) * up(xb)), xb = rmsnorm(x); only the
+ *              kept channels, read tile by tile
+ *
+ * With Probe Pruning, each sublayer of a pruned layer first runs a probe
+ * (probe.c) that chooses the kept units from a few tokens of this batch.
+ *
+ * Products run on int8: the input of every projection is quantized per
+ * group, with groups restarting at head and tile boundaries so that each
+ * tile's part of a product is a self-contained gemm_q8 call. Work is split
+ * over the workers by tile for q, k, v, gate and up, and by output rows for
+ * o and down, so every output element is summed in the same order whatever
+ * the thread count.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* A q8 matrix inside a tile. */
+typedef struct q8_matrix {
+    const int8_t *w;
+    const float *s;
+    size_t rows, cols;
+} q8_matrix;
+
+static q8_matrix matrix_at(const uint8_t *base, size_t rows, size_t cols,
+                           size_t group) {
+    const pp_matrix_layout m = pp_matrix_geometry(rows, cols, group);
+    q8_matrix out = {(const int8_t *)base,
+                     (const float *)(const void *)(base + m.scale_offset),
+                     rows, cols};
+    return out;
+}
+
+static size_t matrix_bytes(size_t rows, size_t cols, size_t group) {
+    return (size_t)pp_matrix_geometry(rows, cols, group).bytes;
+}
+
+/* ---- Quantizing activations --------------------------------------------- */
+
+/* Rows of `width` floats split into chunks of `chunk` (heads or tiles), each
+ * quantized with its own groups; chunks with mask[chunk] == 0 are skipped. */
+typedef struct quantize_job {
+    pp_context *c;
+    const float *x;
+    size_t width, chunk, chunk_groups, row_groups, rows_per_task, n;
+    const uint8_t *mask;
+} quantize_job;
+
+static void quantize_task(void *arg, size_t index) {
+    const quantize_job *job = arg;
+    const size_t group = (size_t)job->c->info.group;
+    const size_t end = (index + 1) * job->rows_per_task < job->n
+                           ? (index + 1) * job->rows_per_task
+                           : job->n;
+
+    for (size_t j = index * job->rows_per_task; j < end; j++) {
+        for (size_t begin = 0, u = 0; begin < job->width;
+             begin += job->chunk, u++) {
+            if (job->mask && !job->mask[u])
+                continue;
+            const size_t len = job->width - begin < job->chunk
+                                   ? job->width - begin
+                                   : job->chunk;
+            job->c->kernels.quantize_q8(
+                len, group, job->x + j * job->width + begin,
+                job->c->scratch.xq + j * job->width + begin,
+                job->c->scratch.xs + j * job->row_groups + u * job->chunk_groups);
+        }
+    }
+}
+
+/* Quantizes n rows of x (row stride = width) into scratch.xq / xs. Returns
+ * the scale stride per row. */
+static size_t quantize_rows(pp_context *c, const float *x, size_t n,
+                            size_t width, size_t chunk, const uint8_t *mask) {
+    quantize_job job = {c, x, width, chunk, 0, 0, 0, n, mask};
+    job.chunk_groups = pp_group_count(chunk, (size_t)c->info.group);
+    job.row_groups = pp_group_count(width, chunk) * job.chunk_groups;
+    job.rows_per_task = n / (4 * (size_t)c->n_threads) + 1;
+    pp_parallel(c, (n + job.rows_per_task - 1) / job.rows_per_task,
+                quantize_task, &job);
+    return job.row_groups;
+}
+
+/* ---- Projections --------------------------------------------------------- */
+
+/* One gemm whose output rows are disjoint from every other job's. */
+typedef struct row_job {
+    q8_matrix m;
+    const int8_t *x;
+    const float *xs;
+    float *y;
+    size_t ldy;
+} row_job;
+
+/* Job lists live in scratch.jobs, 64 bytes per entry. */
+_Static_assert(sizeof(row_job) <= 64, "a row job must fit its 64-byte slot");
+
+typedef struct row_jobs {
+    pp_context *c;
+    row_job *jobs;
+    size_t n, ldx, ldxs;
+} row_jobs;
+
+static void row_task(void *arg, size_t index) {
+    const row_jobs *r = arg;
+    const row_job *j = &r->jobs[index];
+    r->c->kernels.gemm_q8(j->m.rows, r->n, j->m.cols,
+                          (size_t)r->c->info.group, j->m.w, j->m.s, j->x,
+                          r->ldx, j->xs, r->ldxs, j->y, j->ldy, 0);
+}
+
+/* A product whose output sums over units (heads or tiles): each task owns a
+ * range of output rows and adds the units in order. */
+typedef struct column_unit {
+    q8_matrix m;       /* [dim][width] */
+    size_t x_offset;   /* first input column of the unit */
+    size_t xs_offset;  /* its first scale in each row */
+} column_unit;
+
+_Static_assert(sizeof(column_unit) <= 64, "a unit must fit its 64-byte slot");
+
+typedef struct column_job {
+    pp_context *c;
+    const column_unit *units;
+    size_t n_units, n, ldx, ldxs, rows, rows_per_task;
+    float *y;  /* [n][rows] */
+} column_job;
+
+static void column_task(void *arg, size_t index) {
+    const column_job *job = arg;
+    const size_t group = (size_t)job->c->info.group;
+    const size_t begin = index * job->rows_per_task;
+    const size_t end = begin + job->rows_per_task < job->rows
+                           ? begin + job->rows_per_task
+                           : job->rows;
+
+    for (size_t j = 0; j < job->n; j++)
+        memset(job->y + j * job->rows + begin, 0, (end - begin) * sizeof(float));
+
+    for (size_t u = 0; u < job->n_units; u++) {
+        const column_unit *unit = &job->units[u];
+        const size_t width = unit->m.cols;
+        const size_t groups = pp_group_count(width, group);
+        job->c->kernels.gemm_q8(
+            end - begin, job->n, width, group, unit->m.w + begin * width,
+            unit->m.s + begin * groups, job->c->scratch.xq + unit->x_offset,
+            job->ldx, job->c->scratch.xs + unit->xs_offset, job->ldxs,
+            job->y + begin, job->rows, 1);
+    }
+}
+
+static void run_columns(pp_context *c, const column_unit *units, size_t n_units,
+                        size_t n, size_t ldx, size_t ldxs, float *y) {
+    const size_t rows = (size_t)c->info.dim;
+    column_job job = {c, units, n_units, n, ldx, ldxs, rows, 0, y};
+    /* Enough tasks to balance the workers; at least 8 rows each. */
+    size_t tasks = 4 * (size_t)c->n_threads;
+    job.rows_per_task = (rows + tasks - 1) / tasks;
+    if (job.rows_per_task < 8)
+        job.rows_per_task = 8;
+    tasks = (rows + job.rows_per_task - 1) / job.rows_per_task;
+    pp_parallel(c, tasks, column_task, &job);
+}
+
+/* ---- Attention ----------------------------------------------------------- */
+
+void pp_attention_qkv(pp_context *c, int layer, const float *input, int n,
+                      const uint8_t *heads, float *q, float *k, float *v) {
+    const size_t dim = (size_t)c->info.dim, hd = (size_t)c->info.head_dim;
+    const size_t group = (size_t)c->info.group;
+    const size_t kv_dim = (size_t)c->info.n_kv_heads * hd;
+    const float *norm = c->attn_norm + (size_t)layer * dim;
+    float *xb = c->scratch.xb;
+    row_job *jobs = c->scratch.jobs;
+    size_t n_jobs = 0;
+
+    for (int j = 0; j < n; j++)
+        c->kernels.rmsnorm(dim, input + (size_t)j * dim, norm,
+                           c->info.norm_eps, xb + (size_t)j * dim);
+    const size_t ldxs = quantize_rows(c, xb, (size_t)n, dim, dim, NULL);
+
+    const size_t qkv_bytes = matrix_bytes(hd, dim, group);
+    for (int h = 0; h < c->info.n_heads; h++) {
+        if (!heads[h])
+            continue;
+        const uint8_t *tile = pp_tile_part(c, layer, PP_PART_Q, h);
+        jobs[n_jobs++] = (row_job){matrix_at(tile, hd, dim, group),
+                                   c->scratch.xq, c->scratch.xs,
+                                   q + (size_t)h * hd, dim};
+    }
+    for (int h = 0; h < c->info.n_kv_heads; h++) {
+        const uint8_t *tile = pp_tile_part(c, layer, PP_PART_KV, h);
+        jobs[n_jobs++] = (row_job){matrix_at(tile, hd, dim, group),
+                                   c->scratch.xq, c->scratch.xs,
+                                   k + (size_t)h * hd, kv_dim};
+        jobs[n_jobs++] = (row_job){matrix_at(tile + qkv_bytes, hd, dim, group),
+                                   c->scratch.xq, c->scratch.xs,
+                                   v + (size_t)h * hd, kv_dim};
+    }
+
+    row_jobs r = {c, jobs, (size_t)n, dim, ldxs};
+    pp_parallel(c, n_jobs, row_task, &r);
+}
+
+/* Attention of n_tok tokens of each sequence over that sequence's cache. */
+typedef struct attention_job {
+    pp_context *c;
+    int layer, n_tok, pos;
+    const uint8_t *heads;
+    const int32_t *heads_list;
+    int n_heads_kept;
+} attention_job;
+
+static void attention_task(void *arg, size_t index) {
+    const attention_job *job = arg;
+    pp_context *c = job->c;
+    const size_t hd = (size_t)c->info.head_dim, dim = (size_t)c->info.dim;
+    const size_t kv_dim = (size_t)c->info.n_kv_heads * hd;
+    const int b = (int)(index / (size_t)job->n_heads_kept);
+    const int h = job->heads_list[index % (size_t)job->n_heads_kept];
+    const int kvh = h / (c->info.n_heads / c->info.n_kv_heads);
+    const size_t seq_base = ((size_t)job->layer * c->max_batch + b) *
+                            (size_t)c->max_context * kv_dim;
+    const float *keys = c->key_cache + seq_base + (size_t)kvh * hd;
+    const float *values = c->value_cache + seq_base + (size_t)kvh * hd;
+    float *scores = c->scratch.att_scores + index * (size_t)c->max_context;
+    const float scale = 1.0f / sqrtf((float)hd);
+
+    for (int s = 0; s < job->n_tok; s++) {
+        const size_t token = (size_t)b * job->n_tok + s;
+        const float *q = c->scratch.q + token * dim + (size_t)h * hd;
+        float *out = c->scratch.att + token * dim + (size_t)h * hd;
+        const size_t len = (size_t)job->pos + s + 1;
+
+        for (size_t t = 0; t < len; t++)
+            scores[t] = c->kernels.dot_f32(hd, q, keys + t * kv_dim) * scale;
+        c->kernels.softmax(len, scores);
+
+        memset(out, 0, hd * sizeof(float));
+        for (size_t t = 0; t < len; t++)
+            c->kernels.axpy_f32(hd, scores[t], values + t * kv_dim, out);
+    }
+}
+
+/* Applies RoPE to q (kept heads) and k, and stores k and v in the cache. */
+static void rope_and_cache(pp_context *c, int layer, int n_seq, int n_tok,
+                           int pos, const uint8_t *heads) {
+    const size_t hd = (size_t)c->info.head_dim, dim = (size_t)c->info.dim;
+    const size_t kv_dim = (size_t)c->info.n_kv_heads * hd;
+
+    for (int b = 0; b < n_seq; b++) {
+        for (int s = 0; s < n_tok; s++) {
+            const size_t token = (size_t)b * n_tok + s;
+            const float *cs = c->rope + (size_t)(pos + s) * hd;
+            for (int h = 0; h < c->info.n_heads; h++)
+                if (heads[h])
+                    c->kernels.rope(1, hd, cs, c->scratch.q + token * dim + h * hd);
+            c->kernels.rope((size_t)c->info.n_kv_heads, hd, cs,
+                            c->scratch.k + token * kv_dim);
+
+            const size_t at = (((size_t)layer * c->max_batch + b) *
+                                   (size_t)c->max_context + (size_t)(pos + s)) *
+                              kv_dim;
+            memcpy(c->key_cache + at, c->scratch.k + token * kv_dim,
+                   kv_dim * sizeof(float));
+            memcpy(c->value_cache + at, c->scratch.v + token * kv_dim,
+                   kv_dim * sizeof(float));
+        }
+    }
+}
+
+/* The attention sublayer of the full pass; leaves its o input in
+ * scratch.att and adds its output to scratch.x. */
+static void attention_block(pp_context *c, int layer, int n_seq, int n_tok,
+                            int pos) {
+    const size_t dim = (size_t)c->info.dim, hd = (size_t)c->info.head_dim;
+    const size_t group = (size_t)c->info.group;
+    const size_t n = (size_t)n_seq * n_tok;
+    const uint8_t *heads = c->pruning.head_kept + (size_t)layer * c->info.n_heads;
+    int32_t *list = c->scratch.order;
+    int kept = 0;
+
+    for (int h = 0; h < c->info.n_heads; h++)
+        if (heads[h])
+            list[kept++] = h;
+
+    pp_attention_qkv(c, layer, c->scratch.x, (int)n, heads, c->scratch.q,
+                     c->scratch.k, c->scratch.v);
+    rope_and_cache(c, layer, n_seq, n_tok, pos, heads);
+
+    if (kept > 0) {
+        attention_job job = {c, layer, n_tok, pos, heads, list, kept};
+        pp_parallel(c, (size_t)n_seq * kept, attention_task, &job);
+    }
+
+    /* o: quantize each kept head's output as its own chunk. */
+    const size_t ldxs = quantize_rows(c, c->scratch.att, n, dim, hd, heads);
+    const size_t head_groups = pp_group_count(hd, group);
+    column_unit *units = c->scratch.jobs;
+    for (int i = 0; i < kept; i++) {
+        const int h = list[i];
+        const uint8_t *o = pp_tile_part(c, layer, PP_PART_O, h);
+        units[i] = (column_unit){matrix_at(o, dim, hd, group),
+                                 (size_t)h * hd, (size_t)h * head_groups};
+    }
+    run_columns(c, units, (size_t)kept, n, dim, ldxs, c->scratch.out);
+
+    const float *bias = c->pruning.have_bias
+                            ? c->pruning.attn_bias + (size_t)layer * dim
+                            : NULL;
+    for (size_t j = 0; j < n; j++) {
+        float *x = c->scratch.x + j * dim;
+        const float *o = c->scratch.out + j * dim;
+        for (size_t d = 0; d < dim; d++)
+            x[d] += o[d] + (bias ? bias[d] : 0.0f);
+    }
+}
+
+/* ---- MLP ----------------------------------------------------------------- */
+
+typedef struct swiglu_job {
+    pp_context *c;
+    const uint8_t *tiles, *channels;
+    size_t n;
+} swiglu_job;
+
+/* silu(gate) * up on one tile's columns, zeroing pruned channels so that
+ * the down projection of a partly kept tile ignores them. */
+static void swiglu_task(void *arg, size_t t) {
+    const swiglu_job *job = arg;
+    pp_context *c = job->c;
+    const size_t hidden = (size_t)c->info.hidden_dim;
+    const size_t begin = t * (size_t)c->info.tile;
+    const size_t width = (size_t)pp_mlp_tile_width(&c->dims, t);
+
+    if (!job->tiles[t])
+        return;
+    for (size_t j = 0; j < job->n; j++) {
+        float *g = c->scratch.hb + j * hidden + begin;
+        c->kernels.swiglu(width, g, c->scratch.hb2 + j * hidden + begin);
+        if (job->channels)
+            for (size_t i = 0; i < width; i++)
+                if (!job->channels[begin + i])
+                    g[i] = 0.0f;
+    }
+}
+
+void pp_mlp_gate_up(pp_context *c, int layer, const float *input, int n,
+                    const uint8_t *tiles, const uint8_t *channels) {
+    const size_t dim = (size_t)c->info.dim, hidden = (size_t)c->info.hidden_dim;
+    const size_t group = (size_t)c->info.group;
+    const float *norm = c->mlp_norm + (size_t)layer * dim;
+    const size_t n_tiles = (size_t)pp_mlp_tile_count(&c->dims);
+    row_job *jobs = c->scratch.jobs;
+    size_t n_jobs = 0;
+
+    for (int j = 0; j < n; j++)
+        c->kernels.rmsnorm(dim, input + (size_t)j * dim, norm,
+                           c->info.norm_eps, c->scratch.xb + (size_t)j * dim);
+    const size_t ldxs = quantize_rows(c, c->scratch.xb, (size_t)n, dim, dim, NULL);
+
+    for (size_t t = 0; t < n_tiles; t++) {
+        if (!tiles[t])
+            continue;
+        const size_t width = (size_t)pp_mlp_tile_width(&c->dims, t);
+        const uint8_t *tile = pp_tile_part(c, layer, PP_PART_GATE_UP, (int)t);
+        const size_t begin = t * (size_t)c->info.tile;
+        jobs[n_jobs++] = (row_job){matrix_at(tile, width, dim, group),
+                                   c->scratch.xq, c->scratch.xs,
+                                   c->scratch.hb + begin, hidden};
+        jobs[n_jobs++] = (row_job){
+            matrix_at(tile + matrix_bytes(width, dim, group), width, dim, group),
+            c->scratch.xq, c->scratch.xs, c->scratch.hb2 + begin, hidden};
+    }
+    row_jobs r = {c, jobs, (size_t)n, dim, ldxs};
+    pp_parallel(c, n_jobs, row_task, &r);
+
+    swiglu_job s = {c, tiles, channels, (size_t)n};
+    pp_parallel(c, n_tiles, swiglu_task, &s);
+}
+
+static void mlp_block(pp_context *c, int layer, int n_seq, int n_tok) {
+    const size_t dim = (size_t)c->info.dim, hidden = (size_t)c->info.hidden_dim;
+    const size_t group = (size_t)c->info.group, tile = (size_t)c->info.tile;
+    const size_t n = (size_t)n_seq * n_tok;
+    const size_t n_tiles = (size_t)pp_mlp_tile_count(&c->dims);
+    const uint8_t *tiles = c->pruning.tile_kept + layer * n_tiles;
+    const uint8_t *channels = c->pruning.channel_kept + layer * hidden;
+
+    pp_mlp_gate_up(c, layer, c->scratch.x, (int)n, tiles, channels);
+
+    const size_t ldxs = quantize_rows(c, c->scratch.hb, n, hidden, tile, tiles);
+    const size_t tile_groups = pp_group_count(tile, group);
+    column_unit *units = c->scratch.jobs;
+    size_t kept = 0;
+    for (size_t t = 0; t < n_tiles; t++) {
+        if (!tiles[t])
+            continue;
+        const size_t width = (size_t)pp_mlp_tile_width(&c->dims, t);
+        const uint8_t *down = pp_tile_part(c, layer, PP_PART_DOWN, (int)t);
+        units[kept++] = (column_unit){
+            matrix_at(down, dim, width, group),
+            t * tile, t * tile_groups};
+    }
+    run_columns(c, units, kept, n, hidden, ldxs, c->scratch.out);
+
+    const float *bias = c->pruning.have_bias
+                            ? c->pruning.mlp_bias + (size_t)layer * dim
+                            : NULL;
+    for (size_t j = 0; j < n; j++) {
+        float *x = c->scratch.x + j * dim;
+        const float *o = c->scratch.out + j * dim;
+        for (size_t d = 0; d < dim; d++)
+            x[d] += o[d] + (bias ? bias[d] : 0.0f);
+    }
+}
+
+/* ---- Calibration statistics ---------------------------------------------- */
+
+/* Adds the batch's squares of `act` ([n_seq][n_tok][width]) to the history
+ * means per position slot, and sums for the static baselines. */
+static void accumulate_calibration(pp_context *c, const float *act, size_t width,
+                                   float *history, double *sum, double *sumsq,
+                                   int n_seq, int n_tok, int pos) {
+    for (int s = 0; s < n_tok; s++) {
+        const int slot = pos + s < c->history_len ? pos + s : c->history_len - 1;
+        const double seen = (double)c->calibration.slot_count[slot];
+        float *g = history + (size_t)slot * width;
+
+        for (size_t ch = 0; ch < width; ch++) {
+            double batch_sum = 0.0;
+            for (int b = 0; b < n_seq; b++) {
+                const double v = act[((size_t)b * n_tok + s) * width + ch];
+                batch_sum += v * v;
+                sum[ch] += v;
+                sumsq[ch] += v * v;
+            }
+            g[ch] = (float)((g[ch] * seen + batch_sum) / (seen + n_seq));
+        }
+    }
+}
+
+/* ---- The pass ------------------------------------------------------------ */
+
+static void embed(pp_context *c, const int32_t *tokens, size_t n) {
+    const size_t dim = (size_t)c->info.dim, group = (size_t)c->info.group;
+    const size_t groups = pp_group_count(dim, group);
+    const uint8_t *base = c->weights.data + c->weights.embedding_offset;
+    const int8_t *q = (const int8_t *)base;
+    const float *scale =
+        (const float *)(const void *)(base + c->weights.vocab_matrix.scale_offset);
+
+    for (size_t j = 0; j < n; j++) {
+        const size_t row = (size_t)tokens[j];
+        float *x = c->scratch.x + j * dim;
+        for (size_t i = 0; i < dim; i++)
+            x[i] = (float)q[row * dim + i] * scale[row * groups + i / group];
+    }
+    const uint64_t row_bytes = dim + 4 * groups;
+    c->stats.weight_bytes_read += n * row_bytes;
+    c->stats.weight_bytes_dense += n * row_bytes;
+}
+
+static void classify(pp_context *c, size_t n, size_t first, size_t stride,
+                     size_t count_per_seq, float *logits) {
+    const size_t dim = (size_t)c->info.dim, vocab = (size_t)c->info.vocab_size;
+    const size_t group = (size_t)c->info.group;
+    const uint8_t *base = c->weights.data + c->weights.classifier_offset;
+    const q8_matrix m = matrix_at(base, vocab, dim, group);
+    (void)n;
+
+    /* Normalize the tokens whose logits are wanted, packed in xb. */
+    size_t rows = 0;
+    for (size_t j = first; j < n; j += stride) {
+        for (size_t i = 0; i < count_per_seq; i++, rows++)
+            c->kernels.rmsnorm(dim, c->scratch.x + (j + i) * dim,
+                               c->final_norm, c->info.norm_eps,
+                               c->scratch.xb + rows * dim);
+    }
+    const size_t ldxs = quantize_rows(c, c->scratch.xb, rows, dim, dim, NULL);
+
+    /* Split the vocabulary over the workers; rows of logits are disjoint. */
+    row_job *jobs = c->scratch.jobs;
+    const size_t per_task = 256;
+    size_t n_jobs = 0;
+    for (size_t r = 0; r < vocab; r += per_task) {
+        const size_t len = vocab - r < per_task ? vocab - r : per_task;
+        q8_matrix part = {m.w + r * dim, m.s + r * pp_group_count(dim, group),
+                          len, dim};
+        jobs[n_jobs++] = (row_job){part, c->scratch.xq, c->scratch.xs,
+                                   logits + r, vocab};
+    }
+    row_jobs rj = {c, jobs, rows, dim, ldxs};
+    pp_parallel(c, n_jobs, row_task, &rj);
+
+    c->stats.weight_bytes_read += c->weights.vocab_matrix.bytes;
+    c->stats.weight_bytes_dense += c->weights.vocab_matrix.bytes;
+    c->stats.macs_dense += (uint64_t)rows * vocab * dim;
+    c->stats.macs_run += (uint64_t)rows * vocab * dim;
+}
+
+/* MACs of one layer for n tokens that each attend to `keys` positions with
+ * `heads` query heads and `channels` MLP channels (the reference's count:
+ * attention as 2 * keys * head_dim per query head and token). */
+static uint64_t layer_macs(const pp_context *c, uint64_t n, uint64_t keys,
+                           uint64_t heads, uint64_t channels) {
+    const uint64_t dim = (uint64_t)c->info.dim, hd = (uint64_t)c->info.head_dim;
+    const uint64_t kv_dim = (uint64_t)c->info.n_kv_heads * hd;
+    return n * (2 * heads * hd * dim + 2 * dim * kv_dim + 3 * dim * channels +
+                2 * keys * heads * hd);
+}
+
+static int count_kept(const uint8_t *kept, int n) {
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        k += kept[i] != 0;
+    return k;
+}
+
+/* The norm weights read per layer and at the end. */
+static void count_norms(pp_context *c, int layers) {
+    const uint64_t bytes = 4 * (uint64_t)c->info.dim * (2 * (uint64_t)layers + 1);
+    c->stats.weight_bytes_read += bytes;
+    c->stats.weight_bytes_dense += bytes;
+}
+
+static pp_status run_forward(pp_context *c, const int32_t *tokens, int n_seq,
+                             int n_tok, int pos, uint32_t flags, float *logits,
+                             int calibrating) {
+    const size_t dim = (size_t)c->info.dim, hidden = (size_t)c->info.hidden_dim;
+    const size_t n = (size_t)n_seq * n_tok;
+    const int probing = c->pruning.dynamic && (flags & PP_PROBE) && !calibrating;
+    const int update_history = probing && !(flags & PP_NO_HISTORY_UPDATE) &&
+                               c->pruning.config.use_history &&
+                               c->calibration.tokens > 0;
+
+    c->call_id++;
+    if (c->call_id == 0) {  /* wrapped: forget old stamps */
+        memset(c->weights.tile_stamp, 0,
+               2 * 4 * (size_t)c->info.n_layers * pp_tiles_per_layer(&c->dims));
+        c->call_id = 1;
+    }
+
+    embed(c, tokens, n);
+    count_norms(c, c->info.n_layers);
+
+    for (int l = 0; l < c->info.n_layers; l++) {
+        const int pruned_layer = l >= c->pruning.config.skip_layers;
+        const uint64_t keys = (uint64_t)pos + (uint64_t)n_tok;
+
+        if (probing && pruned_layer)
+            pp_probe_attention(c, l, n_seq, n_tok, pos);
+        attention_block(c, l, n_seq, n_tok, pos);
+        if (calibrating)
+            accumulate_calibration(
+                c, c->scratch.att, dim, c->pruning.attn_history + (size_t)l * c->history_len * dim,
+                c->calibration.attn_sum + (size_t)l * dim,
+                c->calibration.attn_sumsq + (size_t)l * dim, n_seq, n_tok, pos);
+        else if (update_history && pruned_layer)
+            pp_history_update_attention(c, l, n_seq, n_tok, pos);
+
+        if (probing && pruned_layer)
+            pp_probe_mlp(c, l, n_seq, n_tok, pos);
+        mlp_block(c, l, n_seq, n_tok);
+        if (calibrating)
+            accumulate_calibration(
+                c, c->scratch.hb, hidden, c->pruning.mlp_history + (size_t)l * c->history_len * hidden,
+                c->calibration.mlp_sum + (size_t)l * hidden,
+                c->calibration.mlp_sumsq + (size_t)l * hidden, n_seq, n_tok, pos);
+        else if (update_history && pruned_layer)
+            pp_history_update_mlp(c, l, n_seq, n_tok, pos);
+
+        const int heads = count_kept(c->pruning.head_kept + (size_t)l * c->info.n_heads,
+                                     c->info.n_heads);
+        const int channels = count_kept(c->pruning.channel_kept + (size_t)l * hidden,
+                                        (int)hidden);
+        c->stats.macs_dense += layer_macs(c, n, keys, (uint64_t)c->info.n_heads, hidden);
+        c->stats.macs_run += layer_macs(c, n, keys, (uint64_t)heads, (uint64_t)channels);
+        c->stats.weight_bytes_dense += c->weights.layer_bytes;
+    }
+
+    if (calibrating) {
+        for (int s = 0; s < n_tok; s++) {
+            const int slot = pos + s < c->history_len ? pos + s : c->history_len - 1;
+            c->calibration.slot_count[slot] += (uint64_t)n_seq;
+        }
+        c->calibration.tokens += n;
+    }
+
+    for (size_t i = 0; i < n * dim; i++)
+        if (!isfinite(c->scratch.x[i]))
+            return PP_ERR_NON_FINITE;
+
+    if (!(flags & PP_NO_LOGITS)) {
+        if (flags & PP_LAST_LOGITS)
+            classify(c, n, (size_t)n_tok - 1, (size_t)n_tok, 1, logits);
+        else
+            classify(c, n, 0, n, n, logits);
+    }
+    c->cache_len = pos + n_tok;
+    c->stats.forward_calls++;
+    c->stats.tokens += n;
+    return PP_OK;
+}
+
+static pp_status check_call(pp_context *c, const int32_t *tokens, int32_t n_seq,
+                            int32_t n_tok, int32_t pos) {
+    if (!c || !tokens || n_seq < 1 || n_tok < 1 || pos < 0)
+        return PP_ERR_INVALID_ARGUMENT;
+    if (n_seq > c->max_batch || n_tok > c->max_tokens ||
+        pos > c->max_context - n_tok)
+        return PP_ERR_CAPACITY;
+    for (size_t i = 0; i < (size_t)n_seq * n_tok; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->info.vocab_size)
+            return PP_ERR_INVALID_ARGUMENT;
+    return PP_OK;
+}
+
+pp_status pp_forward(pp_context *c, const int32_t *tokens, int32_t n_seq,
+                     int32_t n_tok, int32_t pos, uint32_t flags, float *logits) {
+    pp_status st = check_call(c, tokens, n_seq, n_tok, pos);
+    if (st != PP_OK)
+        return st;
+    if (!(flags & PP_NO_LOGITS) && !logits)
+        return PP_ERR_INVALID_ARGUMENT;
+    if (pos > c->cache_len)
+        return PP_ERR_STATE;  /* the cache has a gap before pos */
+    return run_forward(c, tokens, n_seq, n_tok, pos, flags, logits, 0);
+}
+
+pp_status pp_calibrate(pp_context *c, const int32_t *tokens, int32_t n_seq,
+                       int32_t n_tok) {
+    pp_status st = check_call(c, tokens, n_seq, n_tok, 0);
+    if (st != PP_OK)
+        return st;
+
+    /* Calibration runs dense and is not counted in the statistics. */
+    const pp_pruning saved = c->pruning;
+    const pp_stats stats = c->stats;
+    const size_t layers = (size_t)c->info.n_layers;
+    memset(c->pruning.head_kept, 1, layers * (size_t)c->info.n_heads);
+    memset(c->pruning.channel_kept, 1, layers * (size_t)c->info.hidden_dim);
+    memset(c->pruning.tile_kept, 1, layers * (size_t)pp_mlp_tile_count(&c->dims));
+    c->pruning.have_bias = 0;
+    c->pruning.dynamic = 0;
+
+    st = run_forward(c, tokens, n_seq, n_tok, 0, PP_NO_LOGITS, NULL, 1);
+
+    c->stats = stats;
+    c->pruning.dynamic = saved.dynamic;
+    c->pruning.have_bias = saved.have_bias;
+    /* The kept sets are reset: static methods are chosen again by
+     * pp_set_pruning once calibration is done. */
+    c->cache_len = 0;
+    return st;
+}

@@ -1,0 +1,175 @@
+/*
+ * internal.h - the context structure and the functions the runtime's files
+ * share. Not installed; tools and tests may include it for white-box checks.
+ */
+#ifndef PP_INTERNAL_H
+#define PP_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "format.h"
+#include "kernels.h"
+#include "pprt.h"
+#include "tokenizer.h"
+
+/* Weight access: a tile pointer plus its size, counted once per call. */
+typedef struct pp_weights {
+    const uint8_t *data;        /* the whole file (memory or mmap source) */
+    uint64_t *tile_offset;      /* [n_layers][tiles_per_layer] */
+    uint32_t *tile_stamp;       /* [n_layers][tiles_per_layer][2] call id of
+                                   the last read of each part of a tile, for
+                                   counting it once per call */
+    uint64_t head_bytes, kv_bytes;
+    uint64_t *mlp_bytes;        /* [mlp tiles] */
+    uint64_t embedding_offset, classifier_offset;
+    pp_matrix_layout vocab_matrix;  /* embedding and classifier geometry */
+    uint64_t layer_bytes;       /* all tiles of one layer */
+} pp_weights;
+
+/* Calibration statistics for the static baselines (per layer, per input
+ * channel of the attention output and MLP down projections). */
+typedef struct pp_calibration {
+    double *attn_sum, *attn_sumsq;  /* [n_layers][dim] */
+    double *mlp_sum, *mlp_sumsq;    /* [n_layers][hidden] */
+    uint64_t tokens;                /* calibration tokens seen */
+    uint64_t *slot_count;           /* [history_len] windows seen per slot */
+} pp_calibration;
+
+/* The Probe Pruning state. */
+typedef struct pp_pruning {
+    pp_prune_config config;
+    int dynamic;                /* PP or full-batch probing */
+    int have_kept;              /* a kept set was chosen by a probe */
+    uint8_t *head_kept;         /* [n_layers][n_heads] */
+    uint8_t *channel_kept;      /* [n_layers][hidden] */
+    uint8_t *tile_kept;         /* [n_layers][mlp tiles]: any channel kept */
+    float *attn_history;        /* [n_layers][history_len][dim] */
+    float *mlp_history;         /* [n_layers][history_len][hidden] */
+    float *attn_bias;           /* [n_layers][dim] FLAP compensation, or 0 */
+    float *mlp_bias;            /* [n_layers][dim] */
+    int have_bias;
+} pp_pruning;
+
+/* Scratch for one forward call of up to max_batch x max_tokens tokens. */
+typedef struct pp_scratch {
+    float *x;        /* [N][dim] residual stream */
+    float *xb;       /* [N][dim] normalized input of a sublayer */
+    float *q;        /* [N][dim] */
+    float *k, *v;    /* [N][kv_dim] */
+    float *att;      /* [N][dim] attention output, input of o */
+    float *out;      /* [N][dim] output of o or down */
+    float *hb, *hb2; /* [N][hidden] gate and up outputs */
+    int8_t *xq;      /* [N][max(dim, hidden)] quantized activations */
+    float *xs;       /* [N][max groups per row] their scales */
+    float *att_scores; /* [n_threads][max_context] */
+    float *norms;    /* [N] token norms for probe selection */
+    float *position_score; /* [max_tokens] */
+    float *row_score;      /* [max_batch] */
+    int32_t *positions;    /* [max_tokens] probe positions, sorted */
+    int32_t *rows;         /* [max_batch] probe rows, sorted */
+    int32_t *order;        /* [max(hidden, max_tokens, max_batch, n_heads)] */
+    double *fused;         /* [max(dim, hidden)] F[c] */
+    double *unit_score;    /* [max(hidden, n_heads)] */
+    float *gathered;       /* [N][dim] probe tokens' residual */
+    uint8_t *all_kept;     /* [max(n_heads, mlp tiles)] all ones */
+    void *jobs;            /* work lists of the parallel products */
+} pp_scratch;
+
+struct pp_context {
+    pp_model_info info;
+    pp_dims dims;
+    pp_kernels kernels;
+    pp_workers workers;
+    const pp_source *source;
+
+    int32_t max_batch, max_tokens, max_context, history_len, n_threads;
+    size_t arena_used;
+
+    /* Model data copied into the arena at init. */
+    float *attn_norm;          /* [n_layers][dim] */
+    float *mlp_norm;           /* [n_layers][dim] */
+    float *final_norm;         /* [dim] */
+    float *channel_stats;      /* CHANNEL_STATS section, see format.h */
+    float *rope;               /* [max_context][head_dim] cos/sin pairs */
+    pp_tokenizer tokenizer;
+    pp_weights weights;
+
+    float *key_cache, *value_cache;  /* [n_layers][max_batch][max_context][kv_dim] */
+    int32_t cache_len;               /* positions filled in each sequence */
+
+    pp_scratch scratch;
+    pp_pruning pruning;
+    pp_calibration calibration;
+    pp_stats stats;
+    uint32_t call_id;
+};
+
+/* Per-layer channel statistics from the file (see format.h). */
+static inline const float *pp_o_column_stats(const pp_context *c, int layer) {
+    const size_t per_layer = 3 * (size_t)(c->info.dim + c->info.hidden_dim);
+    return c->channel_stats + (size_t)layer * per_layer;  /* [3][dim] */
+}
+static inline const float *pp_down_column_stats(const pp_context *c, int layer) {
+    return pp_o_column_stats(c, layer) + 3 * (size_t)c->info.dim;  /* [3][hidden] */
+}
+
+/* The parts of a tile that are read separately (see format.h). */
+typedef enum pp_part {
+    PP_PART_Q,        /* head tile: q rows */
+    PP_PART_O,        /* head tile: o columns */
+    PP_PART_KV,       /* kv tile: k and v rows */
+    PP_PART_GATE_UP,  /* MLP tile: gate and up rows */
+    PP_PART_DOWN,     /* MLP tile: down columns */
+} pp_part;
+
+/*
+ * Returns a pointer to `part` of tile `index` (a head, kv head or MLP tile
+ * number) of `layer`, and adds the part's bytes to weight_bytes_read the
+ * first time a forward call asks for it. Not thread-safe: called while the
+ * work lists are built, before the workers run.
+ */
+const uint8_t *pp_tile_part(pp_context *c, int layer, pp_part part, int index);
+
+/* Runs task(arg, i) for i < n on the context's workers. */
+void pp_parallel(pp_context *c, size_t n, void (*task)(void *, size_t),
+                 void *arg);
+
+/* Logs through the hook installed with pp_set_log. */
+void pp_log(const char *message);
+
+/* Kept units per layer for a ratio (uniform methods). */
+int pp_heads_to_prune(const pp_context *c, float ratio_l);
+int pp_channels_to_prune(const pp_context *c, float ratio_l);
+float pp_layer_ratio(const pp_context *c);
+
+/* Probe Pruning: chooses the kept heads (attention) or channels (MLP) of
+ * `layer` from a probe of the current batch, residual stream in scratch.x. */
+void pp_probe_attention(pp_context *c, int layer, int n_seq, int n_tok,
+                        int pos);
+void pp_probe_mlp(pp_context *c, int layer, int n_seq, int n_tok, int pos);
+
+/* Applies the history EMA from the full pass's activations. */
+void pp_history_update_attention(pp_context *c, int layer, int n_seq,
+                                 int n_tok, int pos);
+void pp_history_update_mlp(pp_context *c, int layer, int n_seq, int n_tok,
+                           int pos);
+
+/* The sublayers on `n` tokens; used by both the full pass and the probe. */
+void pp_attention_qkv(pp_context *c, int layer, const float *input, int n,
+                      const uint8_t *heads, float *q, float *k, float *v);
+void pp_mlp_gate_up(pp_context *c, int layer, const float *input, int n,
+                    const uint8_t *tiles, const uint8_t *channels);
+
+/* Selection helpers shared by the pruning methods. */
+void pp_sort_indices(const double *score, int n, int descending,
+                     int32_t *order);
+void pp_select_lowest(const double *score, int n, int n_prune, int32_t *order,
+                      uint8_t *kept);
+void pp_refresh_tile_kept(pp_context *c, int layer);
+
+/* Static baselines (prune_static.c). */
+pp_status pp_static_select(pp_context *c);
+
+#endif /* PP_INTERNAL_H */

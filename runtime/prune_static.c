@@ -1,0 +1,280 @@
+/*
+ * prune_static.c - the static structured-pruning baselines, decided once
+ * from calibration statistics (the input of the attention output and MLP
+ * down projections, per channel):
+ *
+ *   Wanda-sp  channel score sum_d |W[d,c]| * sqrt(mean x_c^2); a head or a
+ *             tile scores the sum of its channels; per-layer counts as in
+ *             Probe Pruning.
+ *   FLAP      fluctuation var(x_c) * sum_d W[d,c]^2 (sample variance over
+ *             the calibration tokens); a head or tile sums its channels;
+ *             head and MLP scores are standardized within each layer, then
+ *             all units of the pruned layers are ranked together and the
+ *             lowest removed until the removed parameters reach ratio_l
+ *             times the prunable total (a head costs its q rows and o
+ *             columns, 2 * dim * head_dim; a channel 3 * dim). The pruned
+ *             inputs' mean contribution W[:, pruned] @ mean(x[pruned]) is
+ *             added back to the output as a bias.
+ *
+ * References: Wanda, Sun et al. 2023 (structured variant as in the FLAP
+ * paper); FLAP, An et al., AAAI 2024.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Per-layer unit scores: heads, then MLP units (channels or whole tiles).
+ * Written into scratch.unit_score / fused, which hold max(hidden, heads). */
+typedef struct unit_scores {
+    double *heads;  /* [n_heads] */
+    double *mlp;    /* [n_mlp_units] */
+    int n_mlp_units, mlp_unit;  /* unit width in channels */
+} unit_scores;
+
+static double channel_mean(const pp_context *c, const double *sum) {
+    return *sum / (double)c->calibration.tokens;
+}
+
+/* Raw score of one input channel with weight column statistics `w` (the
+ * [3][width] block from the file) at channel `ch`. */
+static double channel_score(const pp_context *c, pp_method method,
+                            const float *w, size_t width, size_t ch,
+                            double sum, double sumsq) {
+    const double n = (double)c->calibration.tokens;
+    if (method == PP_METHOD_WANDASP)
+        return (double)w[ch] * sqrt(sumsq / n);
+    /* FLAP: sample variance times sum_d W^2. */
+    const double var = n > 1 ? (sumsq - sum * sum / n) / (n - 1) : 0.0;
+    return (var > 0 ? var : 0.0) * (double)w[width + ch];
+}
+
+static void layer_scores(pp_context *c, pp_method method, int layer,
+                         unit_scores *u) {
+    const size_t dim = (size_t)c->info.dim, hidden = (size_t)c->info.hidden_dim;
+    const size_t hd = (size_t)c->info.head_dim;
+    const pp_calibration *cal = &c->calibration;
+    const float *wo = pp_o_column_stats(c, layer);
+    const float *wd = pp_down_column_stats(c, layer);
+    const double *as = cal->attn_sum + (size_t)layer * dim;
+    const double *aq = cal->attn_sumsq + (size_t)layer * dim;
+    const double *ms = cal->mlp_sum + (size_t)layer * hidden;
+    const double *mq = cal->mlp_sumsq + (size_t)layer * hidden;
+
+    for (int h = 0; h < c->info.n_heads; h++) {
+        double sum = 0.0;
+        for (size_t ch = (size_t)h * hd; ch < (size_t)(h + 1) * hd; ch++)
+            sum += channel_score(c, method, wo, dim, ch, as[ch], aq[ch]);
+        u->heads[h] = sum;
+    }
+
+    u->mlp_unit = c->pruning.config.whole_tiles ? c->info.tile : 1;
+    u->n_mlp_units = (int)((hidden + (size_t)u->mlp_unit - 1) / (size_t)u->mlp_unit);
+    for (int t = 0; t < u->n_mlp_units; t++) {
+        double sum = 0.0;
+        for (size_t j = (size_t)t * u->mlp_unit;
+             j < hidden && j < (size_t)(t + 1) * u->mlp_unit; j++)
+            sum += channel_score(c, method, wd, hidden, j, ms[j], mq[j]);
+        u->mlp[t] = sum;
+    }
+}
+
+/* Sets channel_kept of a layer from kept MLP units of width `unit`. */
+static void set_channels(pp_context *c, int layer, const uint8_t *unit_kept,
+                         int unit) {
+    uint8_t *kept = c->pruning.channel_kept + (size_t)layer * c->info.hidden_dim;
+    for (int j = 0; j < c->info.hidden_dim; j++)
+        kept[j] = unit_kept[j / unit];
+    pp_refresh_tile_kept(c, layer);
+}
+
+static void select_wandasp(pp_context *c) {
+    const float ratio_l = pp_layer_ratio(c);
+    const int heads = c->info.n_heads;
+    uint8_t *unit_kept = c->scratch.all_kept;  /* restored below */
+    double *mlp = c->scratch.fused;
+
+    for (int l = c->pruning.config.skip_layers; l < c->info.n_layers; l++) {
+        unit_scores u = {c->scratch.unit_score, mlp, 0, 1};
+        layer_scores(c, PP_METHOD_WANDASP, l, &u);
+        pp_select_lowest(u.heads, heads, pp_heads_to_prune(c, ratio_l),
+                         c->scratch.order,
+                         c->pruning.head_kept + (size_t)l * heads);
+
+        const int prune = pp_channels_to_prune(c, ratio_l) / u.mlp_unit;
+        uint8_t *channel_kept = c->pruning.channel_kept + (size_t)l * c->info.hidden_dim;
+        if (u.mlp_unit == 1) {
+            pp_select_lowest(u.mlp, u.n_mlp_units, prune, c->scratch.order,
+                             channel_kept);
+            pp_refresh_tile_kept(c, l);
+        } else {
+            pp_select_lowest(u.mlp, u.n_mlp_units, prune, c->scratch.order,
+                             unit_kept);
+            set_channels(c, l, unit_kept, u.mlp_unit);
+        }
+    }
+    (void)unit_kept;
+}
+
+/* Standardizes n scores to zero mean and unit sample standard deviation. */
+static void standardize(double *x, int n) {
+    double mean = 0.0, var = 0.0;
+    for (int i = 0; i < n; i++)
+        mean += x[i];
+    mean /= n;
+    for (int i = 0; i < n; i++)
+        var += (x[i] - mean) * (x[i] - mean);
+    const double sd = n > 1 ? sqrt(var / (n - 1)) : 0.0;
+    for (int i = 0; i < n; i++)
+        x[i] = sd > 0 ? (x[i] - mean) / sd : 0.0;
+}
+
+/*
+ * FLAP's global ranking needs the scores of every unit of every pruned
+ * layer at once, more than the scratch holds for large models; so it is a
+ * threshold search: the removal stops at the score where the removed
+ * parameters first reach the target. Scores are recomputed per layer for
+ * each candidate threshold (cheap: per-channel arithmetic only).
+ */
+static uint64_t removed_below(pp_context *c, double threshold, int inclusive,
+                              int apply) {
+    const uint64_t dim = (uint64_t)c->info.dim, hd = (uint64_t)c->info.head_dim;
+    const int heads = c->info.n_heads;
+    uint64_t removed = 0;
+
+    for (int l = c->pruning.config.skip_layers; l < c->info.n_layers; l++) {
+        unit_scores u = {c->scratch.unit_score, c->scratch.fused, 0, 1};
+        layer_scores(c, PP_METHOD_FLAP, l, &u);
+        standardize(u.heads, heads);
+        standardize(u.mlp, u.n_mlp_units);
+
+        uint8_t *head_kept = c->pruning.head_kept + (size_t)l * heads;
+        for (int h = 0; h < heads; h++) {
+            const int cut = inclusive ? u.heads[h] <= threshold
+                                      : u.heads[h] < threshold;
+            removed += cut ? 2 * dim * hd : 0;
+            if (apply)
+                head_kept[h] = !cut;
+        }
+        uint8_t *channel_kept = c->pruning.channel_kept + (size_t)l * c->info.hidden_dim;
+        for (int t = 0; t < u.n_mlp_units; t++) {
+            const int cut = inclusive ? u.mlp[t] <= threshold : u.mlp[t] < threshold;
+            for (int j = t * u.mlp_unit; j < c->info.hidden_dim && j < (t + 1) * u.mlp_unit; j++) {
+                removed += cut ? 3 * dim : 0;
+                if (apply)
+                    channel_kept[j] = !cut;
+            }
+        }
+        if (apply)
+            pp_refresh_tile_kept(c, l);
+    }
+    return removed;
+}
+
+/*
+ * Finds the smallest score s such that removing every unit with score <= s
+ * reaches the target, by bisection over the standardized scores (which lie
+ * within a few standard deviations of 0); ties at s are all removed.
+ */
+static void select_flap(pp_context *c) {
+    const uint64_t dim = (uint64_t)c->info.dim, hd = (uint64_t)c->info.head_dim;
+    const uint64_t pruned_layers =
+        (uint64_t)(c->info.n_layers - c->pruning.config.skip_layers);
+    const uint64_t total =
+        pruned_layers * ((uint64_t)c->info.n_heads * 2 * dim * hd +
+                         (uint64_t)c->info.hidden_dim * 3 * dim);
+    const double target = (double)pp_layer_ratio(c) * (double)total;
+
+    double lo = -1e6, hi = 1e6;  /* removed(lo) < target <= removed(hi) */
+    if ((double)removed_below(c, lo, 1, 0) >= target)
+        hi = lo;
+    for (int iter = 0; iter < 200 && hi - lo > 0; iter++) {
+        const double mid = lo + (hi - lo) / 2;
+        if (mid <= lo || mid >= hi)
+            break;
+        if ((double)removed_below(c, mid, 1, 0) >= target)
+            hi = mid;
+        else
+            lo = mid;
+    }
+    removed_below(c, hi, 1, 1);
+}
+
+/* Adds W[:, pruned] @ mean(x[pruned]) of every pruned head and channel to
+ * the layer's output bias, from the int8 weights. */
+static void compute_bias(pp_context *c) {
+    const size_t dim = (size_t)c->info.dim, hd = (size_t)c->info.head_dim;
+    const size_t hidden = (size_t)c->info.hidden_dim, group = (size_t)c->info.group;
+    const size_t per_layer = (size_t)pp_tiles_per_layer(&c->dims);
+    const pp_matrix_layout q_layout = pp_matrix_geometry(hd, dim, group);
+    const pp_matrix_layout o_layout = pp_matrix_geometry(dim, hd, group);
+
+    for (int l = 0; l < c->info.n_layers; l++) {
+        float *attn_bias = c->pruning.attn_bias + (size_t)l * dim;
+        float *mlp_bias = c->pruning.mlp_bias + (size_t)l * dim;
+        memset(attn_bias, 0, dim * sizeof(float));
+        memset(mlp_bias, 0, dim * sizeof(float));
+        const uint64_t *offsets = c->weights.tile_offset + (size_t)l * per_layer;
+
+        for (int h = 0; h < c->info.n_heads; h++) {
+            if (c->pruning.head_kept[(size_t)l * c->info.n_heads + h])
+                continue;
+            const uint8_t *o = c->weights.data + offsets[h] + q_layout.bytes;
+            const int8_t *w = (const int8_t *)o;
+            const float *s = (const float *)(const void *)(o + o_layout.scale_offset);
+            const size_t groups = pp_group_count(hd, group);
+            for (size_t d = 0; d < dim; d++) {
+                double acc = 0.0;
+                for (size_t i = 0; i < hd; i++) {
+                    const size_t ch = (size_t)h * hd + i;
+                    const double mean = channel_mean(
+                        c, &c->calibration.attn_sum[(size_t)l * dim + ch]);
+                    acc += (double)w[d * hd + i] * s[d * groups + i / group] * mean;
+                }
+                attn_bias[d] += (float)acc;
+            }
+        }
+
+        const size_t tiles = (size_t)pp_mlp_tile_count(&c->dims);
+        for (size_t t = 0; t < tiles; t++) {
+            const size_t width = (size_t)pp_mlp_tile_width(&c->dims, t);
+            const size_t begin = t * (size_t)c->info.tile;
+            const pp_matrix_layout gu = pp_matrix_geometry(width, dim, group);
+            const pp_matrix_layout dn = pp_matrix_geometry(dim, width, group);
+            const uint8_t *down = c->weights.data +
+                                  offsets[(size_t)c->info.n_heads +
+                                          (size_t)c->info.n_kv_heads + t] +
+                                  2 * gu.bytes;
+            const int8_t *w = (const int8_t *)down;
+            const float *s = (const float *)(const void *)(down + dn.scale_offset);
+            const size_t groups = pp_group_count(width, group);
+            for (size_t i = 0; i < width; i++) {
+                const size_t j = begin + i;
+                if (c->pruning.channel_kept[(size_t)l * hidden + j])
+                    continue;
+                const double mean =
+                    channel_mean(c, &c->calibration.mlp_sum[(size_t)l * hidden + j]);
+                for (size_t d = 0; d < dim; d++)
+                    mlp_bias[d] += (float)((double)w[d * width + i] *
+                                           s[d * groups + i / group] * mean);
+            }
+        }
+    }
+    c->pruning.have_bias = 1;
+}
+
+pp_status pp_static_select(pp_context *c) {
+    if (c->calibration.tokens == 0)
+        return PP_ERR_STATE;
+    if (c->pruning.config.method == PP_METHOD_WANDASP) {
+        select_wandasp(c);
+    } else {
+        select_flap(c);
+        compute_bias(c);
+    }
+    memset(c->scratch.all_kept, 1,
+           (size_t)(c->info.n_heads > (int)pp_mlp_tile_count(&c->dims)
+                        ? c->info.n_heads
+                        : (int)pp_mlp_tile_count(&c->dims)));
+    return PP_OK;
+}
