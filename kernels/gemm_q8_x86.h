@@ -88,70 +88,67 @@ static int32_t q8_dot_any(const int8_t *w, const int8_t *x, size_t length) {
     return sum;
 }
 
-/*
- * Dot products of one weight row with nx (1..Q8_X_BLOCK) activation rows,
- * for a group that is `pieces` 32-byte vectors long. Full groups go 4 at a
- * time through the vector path; leftover full groups and a shorter last
- * group go through q8_dot_any. Called with constant nx and pieces so the
- * compiler keeps the accumulators in registers.
- */
-Q8_INLINE void q8_row_dot_vector(size_t nx, size_t pieces, size_t k,
-                                 size_t group, const int8_t *w,
-                                 const float *ws, const int8_t *const *x,
-                                 const float *const *xs, float *out) {
-    const size_t groups = pp_group_count(k, group);
-    const size_t full = k / group;
-    __m128 acc[Q8_X_BLOCK];
-    for (size_t j = 0; j < nx; j++)
-        acc[j] = _mm_setzero_ps();
-
-    size_t g = 0;
-    for (; g + 4 <= full; g += 4) {
-        __m256i sum[4][Q8_X_BLOCK];
-        for (size_t t = 0; t < 4; t++) {
-            const size_t begin = (g + t) * group;
-            for (size_t j = 0; j < nx; j++)
-                sum[t][j] = _mm256_setzero_si256();
-            for (size_t p = 0; p < pieces; p++) {
-                const __m256i wv = q8_load32(w + begin + 32 * p);
-                const __m256i uw = _mm256_abs_epi8(wv);
-                for (size_t j = 0; j < nx; j++) {
-                    const __m256i xv = q8_load32(x[j] + begin + 32 * p);
-                    sum[t][j] = q8_dot32(sum[t][j], uw,
-                                         _mm256_sign_epi8(xv, wv));
-                }
-            }
-        }
-
-        const __m128 wscale = _mm_loadu_ps(ws + g);
-        for (size_t j = 0; j < nx; j++) {
-            const __m128i isum =
-                q8_hsum4(sum[0][j], sum[1][j], sum[2][j], sum[3][j]);
-            const __m128 scale = _mm_mul_ps(wscale, _mm_loadu_ps(xs[j] + g));
-            acc[j] = _mm_fmadd_ps(_mm_cvtepi32_ps(isum), scale, acc[j]);
-        }
-    }
-
-    for (size_t j = 0; j < nx; j++) {
-        float total = q8_hsum_ps(acc[j]);
-        for (size_t r = g; r < groups; r++) {
-            const size_t begin = r * group;
-            const size_t end = begin + group < k ? begin + group : k;
-            const int32_t isum = q8_dot_any(w + begin, x[j] + begin,
-                                            end - begin);
-            total += (float)isum * (ws[r] * xs[j][r]);
-        }
-        out[j] = total;
-    }
+/* Adds the products of 32 bytes of one weight row and one activation row
+ * to the 8 lanes of acc. */
+static inline __m256i q8_dot_pair(__m256i acc, const int8_t *w,
+                                  const int8_t *x) {
+    const __m256i wv = q8_load32(w);
+    return q8_dot32(acc, _mm256_abs_epi8(wv),
+                    _mm256_sign_epi8(q8_load32(x), wv));
 }
 
-/* One weight row times one activation row for any group size. */
-static float q8_row_dot_any(size_t k, size_t group, const int8_t *w,
-                            const float *ws, const int8_t *x,
-                            const float *xs) {
+/* Returns the int32 sums of the 4 groups of `pieces` 32-byte vectors that
+ * start at w and x. */
+Q8_INLINE __m128i q8_group_sums4(const int8_t *w, const int8_t *x,
+                                 size_t group, size_t pieces) {
+    __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+    __m256i s2 = _mm256_setzero_si256(), s3 = _mm256_setzero_si256();
+    for (size_t p = 0; p < 32 * pieces; p += 32) {
+        s0 = q8_dot_pair(s0, w + p, x + p);
+        s1 = q8_dot_pair(s1, w + group + p, x + group + p);
+        s2 = q8_dot_pair(s2, w + 2 * group + p, x + 2 * group + p);
+        s3 = q8_dot_pair(s3, w + 3 * group + p, x + 3 * group + p);
+    }
+    return q8_hsum4(s0, s1, s2, s3);
+}
+
+/* Returns the lane-wise hadd of the sums of two groups starting at w and
+ * at w + group, for 4 activation rows x[j] at once; each weight vector is
+ * loaded once for all 4 rows. */
+Q8_INLINE void q8_group_pairs_x4(const int8_t *w, const int8_t *const *x,
+                                 size_t offset, size_t group, size_t pieces,
+                                 __m256i *pairs) {
+    __m256i a[Q8_X_BLOCK], b[Q8_X_BLOCK];
+#pragma GCC unroll 4
+    for (size_t j = 0; j < Q8_X_BLOCK; j++)
+        a[j] = b[j] = _mm256_setzero_si256();
+
+    for (size_t p = 0; p < 32 * pieces; p += 32) {
+        const __m256i wa = q8_load32(w + p);
+        const __m256i wb = q8_load32(w + group + p);
+        const __m256i ua = _mm256_abs_epi8(wa);
+        const __m256i ub = _mm256_abs_epi8(wb);
+#pragma GCC unroll 4
+        for (size_t j = 0; j < Q8_X_BLOCK; j++) {
+            const int8_t *xj = x[j] + offset + p;
+            a[j] = q8_dot32(a[j], ua, _mm256_sign_epi8(q8_load32(xj), wa));
+            b[j] = q8_dot32(b[j], ub,
+                            _mm256_sign_epi8(q8_load32(xj + group), wb));
+        }
+    }
+
+#pragma GCC unroll 4
+    for (size_t j = 0; j < Q8_X_BLOCK; j++)
+        pairs[j] = _mm256_hadd_epi32(a[j], b[j]);
+}
+
+/* Adds the groups [g_begin, g_end) of one row pair that the vector path
+ * left over (a shorter last group included) to total. */
+static float q8_row_dot_tail(size_t k, size_t group, size_t g_begin,
+                             const int8_t *w, const float *ws,
+                             const int8_t *x, const float *xs, float total) {
     const size_t groups = pp_group_count(k, group);
-    float total = 0.0f;
-    for (size_t g = 0; g < groups; g++) {
+    for (size_t g = g_begin; g < groups; g++) {
         const size_t begin = g * group;
         const size_t end = begin + group < k ? begin + group : k;
         const int32_t isum = q8_dot_any(w + begin, x + begin, end - begin);
@@ -160,26 +157,79 @@ static float q8_row_dot_any(size_t k, size_t group, const int8_t *w,
     return total;
 }
 
+/*
+ * One weight row times one activation row, for a group of `pieces` 32-byte
+ * vectors. Full groups go 4 at a time through the vector path. Called with
+ * a constant `pieces` so the compiler can drop the inner loop for group 32.
+ */
+Q8_INLINE float q8_row_dot_x1(size_t pieces, size_t k, size_t group,
+                              const int8_t *w, const float *ws,
+                              const int8_t *x, const float *xs) {
+    const size_t full = k / group;
+    __m128 acc = _mm_setzero_ps();
+    size_t g = 0;
+    for (; g + 4 <= full; g += 4) {
+        const size_t begin = g * group;
+        const __m128i isum = q8_group_sums4(w + begin, x + begin, group,
+                                            pieces);
+        const __m128 scale = _mm_mul_ps(_mm_loadu_ps(ws + g),
+                                        _mm_loadu_ps(xs + g));
+        acc = _mm_fmadd_ps(_mm_cvtepi32_ps(isum), scale, acc);
+    }
+    return q8_row_dot_tail(k, group, g, w, ws, x, xs, q8_hsum_ps(acc));
+}
+
+/* One weight row times Q8_X_BLOCK activation rows, as q8_row_dot_x1. */
+Q8_INLINE void q8_row_dot_x4(size_t pieces, size_t k, size_t group,
+                             const int8_t *w, const float *ws,
+                             const int8_t *const *x, const float *const *xs,
+                             float *out) {
+    const size_t full = k / group;
+    __m128 acc[Q8_X_BLOCK];
+#pragma GCC unroll 4
+    for (size_t j = 0; j < Q8_X_BLOCK; j++)
+        acc[j] = _mm_setzero_ps();
+
+    size_t g = 0;
+    for (; g + 4 <= full; g += 4) {
+        const size_t begin = g * group;
+        __m256i pairs01[Q8_X_BLOCK], pairs23[Q8_X_BLOCK];
+        q8_group_pairs_x4(w + begin, x, begin, group, pieces, pairs01);
+        q8_group_pairs_x4(w + begin + 2 * group, x, begin + 2 * group, group,
+                          pieces, pairs23);
+
+        const __m128 wscale = _mm_loadu_ps(ws + g);
+#pragma GCC unroll 4
+        for (size_t j = 0; j < Q8_X_BLOCK; j++) {
+            const __m256i h = _mm256_hadd_epi32(pairs01[j], pairs23[j]);
+            const __m128i isum = _mm_add_epi32(_mm256_castsi256_si128(h),
+                                               _mm256_extracti128_si256(h, 1));
+            const __m128 scale = _mm_mul_ps(wscale, _mm_loadu_ps(xs[j] + g));
+            acc[j] = _mm_fmadd_ps(_mm_cvtepi32_ps(isum), scale, acc[j]);
+        }
+    }
+
+    for (size_t j = 0; j < Q8_X_BLOCK; j++)
+        out[j] = q8_row_dot_tail(k, group, g, w, ws, x[j], xs[j],
+                                 q8_hsum_ps(acc[j]));
+}
+
 static void q8_row_dot(size_t nx, size_t k, size_t group, const int8_t *w,
                        const float *ws, const int8_t *const *x,
                        const float *const *xs, float *out) {
     if (group % 32 != 0) {
         for (size_t j = 0; j < nx; j++)
-            out[j] = q8_row_dot_any(k, group, w, ws, x[j], xs[j]);
+            out[j] = q8_row_dot_tail(k, group, 0, w, ws, x[j], xs[j], 0.0f);
     } else if (nx == Q8_X_BLOCK && group == 32) {
-        q8_row_dot_vector(Q8_X_BLOCK, 1, k, group, w, ws, x, xs, out);
+        q8_row_dot_x4(1, k, group, w, ws, x, xs, out);
     } else if (nx == Q8_X_BLOCK) {
-        q8_row_dot_vector(Q8_X_BLOCK, group / 32, k, group, w, ws, x, xs,
-                          out);
+        q8_row_dot_x4(group / 32, k, group, w, ws, x, xs, out);
+    } else if (group == 32) {
+        for (size_t j = 0; j < nx; j++)
+            out[j] = q8_row_dot_x1(1, k, group, w, ws, x[j], xs[j]);
     } else {
-        for (size_t j = 0; j < nx; j++) {
-            if (group == 32)
-                q8_row_dot_vector(1, 1, k, group, w, ws, x + j, xs + j,
-                                  out + j);
-            else
-                q8_row_dot_vector(1, group / 32, k, group, w, ws, x + j,
-                                  xs + j, out + j);
-        }
+        for (size_t j = 0; j < nx; j++)
+            out[j] = q8_row_dot_x1(group / 32, k, group, w, ws, x[j], xs[j]);
     }
 }
 

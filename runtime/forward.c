@@ -283,8 +283,8 @@ static void rope_and_cache(pp_context *c, int layer, int n_seq, int n_tok,
 
 /* The attention sublayer of the full pass; leaves its o input in
  * scratch.att and adds its output to scratch.x. */
-static void attention_block(pp_context *c, int layer, int n_seq, int n_tok,
-                            int pos) {
+void pp_attention_block(pp_context *c, int layer, int n_seq, int n_tok,
+                        int pos) {
     const size_t dim = (size_t)c->info.dim, hd = (size_t)c->info.head_dim;
     const size_t group = (size_t)c->info.group;
     const size_t n = (size_t)n_seq * n_tok;
@@ -562,7 +562,7 @@ static pp_status run_forward(pp_context *c, const int32_t *tokens, int n_seq,
 
         if (probing && pruned_layer)
             pp_probe_attention(c, l, n_seq, n_tok, pos);
-        attention_block(c, l, n_seq, n_tok, pos);
+        pp_attention_block(c, l, n_seq, n_tok, pos);
         if (calibrating)
             accumulate_calibration(
                 c, c->scratch.att, dim, c->pruning.attn_history + (size_t)l * c->history_len * dim,

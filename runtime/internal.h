@@ -156,6 +156,10 @@ void pp_history_update_attention(pp_context *c, int layer, int n_seq,
 void pp_history_update_mlp(pp_context *c, int layer, int n_seq, int n_tok,
                            int pos);
 
+/* The attention sublayer of the full pass: o input left in scratch.att,
+ * output added to scratch.x. */
+void pp_attention_block(pp_context *c, int layer, int n_seq, int n_tok, int pos);
+
 /* The sublayers on `n` tokens; used by both the full pass and the probe. */
 void pp_attention_qkv(pp_context *c, int layer, const float *input, int n,
                       const uint8_t *heads, float *q, float *k, float *v);
