@@ -155,6 +155,11 @@ static void allocate_context(pp_context *c, pp_arena *a,
     cal->mlp_sum = pp_arena_alloc(a, layers * hidden, sizeof(double), 64);
     cal->mlp_sumsq = pp_arena_alloc(a, layers * hidden, sizeof(double), 64);
     cal->slot_count = pp_arena_alloc(a, hist, 8, 64);
+
+    /* Read sources stream tiles through the cache; memory sources need none. */
+    c->cache.enabled = !c->source->data;
+    if (c->cache.enabled)
+        pp_cache_allocate(c, a, c->tile_cache_bytes);
 }
 
 /* The context struct itself comes first; the tokenizer reserves its part
@@ -168,12 +173,11 @@ static pp_status plan(pp_arena *a, pp_context *c, const pp_model_file *file,
     if (a->failed)
         return PP_ERR_ARENA_TOO_SMALL;
     if (!a->base) {
-        /* Measuring: the tokenizer sizes its tables from the section. */
-        if (!source->data)
-            return PP_ERR_UNSUPPORTED;
+        /* Measuring: the tokenizer sizes its tables from the section size. */
         pp_tokenizer measured;
         return pp_tokenizer_load(&measured, a,
-                                 (const uint8_t *)source->data + tok->offset,
+                                 source->data ? (const uint8_t *)source->data + tok->offset
+                                              : NULL,
                                  (size_t)tok->size, file->info.vocab_size,
                                  file->info.bos_id, file->info.eos_id);
     }
@@ -201,7 +205,10 @@ static pp_status parse_for(const pp_source *source, const pp_options *options,
     return resolve_options(&file->info, options, resolved);
 }
 
-static void apply_options(pp_context *c, const pp_options *o) {
+static void apply_options(pp_context *c, const pp_options *o,
+                          const pp_source *source) {
+    c->source = source;
+    c->tile_cache_bytes = o->tile_cache_bytes;
     c->max_batch = o->max_batch;
     c->max_tokens = o->max_tokens;
     c->max_context = o->max_context;
@@ -225,7 +232,9 @@ pp_status pp_arena_size(const pp_source *source, const pp_options *options,
     pp_arena_alloc(&a, 1, sizeof(pp_context), 64);
     pp_context scratch_context;
     memset(&scratch_context, 0, sizeof scratch_context);
-    apply_options(&scratch_context, &o);
+    apply_options(&scratch_context, &o, source);
+    scratch_context.dims = file.dims;
+    scratch_context.info = file.info;
     st = plan(&a, &scratch_context, &file, source);
     if (st != PP_OK)
         return st;
@@ -309,11 +318,6 @@ pp_status pp_init(pp_context **context, void *arena, size_t arena_bytes,
         return PP_ERR_INVALID_ARGUMENT;
     if ((st = parse_for(source, options, &file, &o)) != PP_OK)
         return st;
-    if (!source->data) {
-        /* TODO: tiles through a tile cache for read sources (pread, SPI
-         * flash); until then the whole file must be addressable. */
-        return PP_ERR_UNSUPPORTED;
-    }
     if (options->flags & PP_VERIFY_WEIGHTS) {
         if ((st = pp_model_parse(source, 1, &file)) != PP_OK)
             return st;
@@ -327,8 +331,7 @@ pp_status pp_init(pp_context **context, void *arena, size_t arena_bytes,
     memset(c, 0, sizeof *c);
     c->info = file.info;
     c->dims = file.dims;
-    c->source = source;
-    apply_options(c, &o);
+    apply_options(c, &o, source);
 
     if ((st = plan(&a, c, &file, source)) != PP_OK)
         return st;
@@ -337,6 +340,8 @@ pp_status pp_init(pp_context **context, void *arena, size_t arena_bytes,
     if ((st = load_model(c, &file, source)) != PP_OK)
         return st;
     fill_rope(c);
+    if (c->cache.enabled)
+        pp_cache_reset(c);
     memset(c->scratch.all_kept, 1,
            max_size((size_t)c->info.n_heads, pp_mlp_tile_count(&c->dims)));
     char message[160];
@@ -362,9 +367,19 @@ const char *pp_isa(const pp_context *c) { return c->kernels.isa; }
 
 size_t pp_arena_used(const pp_context *c) { return c->arena_used; }
 
-void pp_stats_get(const pp_context *c, pp_stats *stats) { *stats = c->stats; }
+void pp_stats_get(const pp_context *c, pp_stats *stats) {
+    *stats = c->stats;
+    stats->backing_bytes_read = c->cache.backing_bytes;
+    stats->cache_hits = c->cache.hits;
+    stats->cache_misses = c->cache.misses;
+}
 
-void pp_stats_reset(pp_context *c) { memset(&c->stats, 0, sizeof c->stats); }
+void pp_stats_reset(pp_context *c) {
+    memset(&c->stats, 0, sizeof c->stats);
+    c->cache.backing_bytes = 0;
+    c->cache.hits = 0;
+    c->cache.misses = 0;
+}
 
 const uint8_t *pp_tile_part(pp_context *c, int layer, pp_part part, int index) {
     const pp_dims *d = &c->dims;
@@ -398,13 +413,30 @@ const uint8_t *pp_tile_part(pp_context *c, int layer, pp_part part, int index) {
     }
 
     const size_t slot = (size_t)layer * pp_tiles_per_layer(d) + tile;
+    const uint64_t file_offset = c->weights.tile_offset[slot] + offset;
+    const uint8_t *p;
+    if (c->cache.enabled) {
+        static const int pools[] = {PP_POOL_Q, PP_POOL_O, PP_POOL_KV,
+                                    PP_POOL_GATE_UP, PP_POOL_DOWN};
+        const uint64_t per_layer = part == PP_PART_KV ? d->n_kv_heads
+                                   : part <= PP_PART_O ? d->n_heads
+                                                       : pp_mlp_tile_count(d);
+        const pp_cache_span span = {file_offset, (size_t)bytes, 0};
+        p = pp_cache_get(c, pools[part], (int32_t)((uint64_t)layer * per_layer + (uint64_t)index),
+                         &span, 1);
+        if (!p)
+            return NULL;
+    } else {
+        p = c->weights.data + file_offset;
+    }
+
     uint32_t *stamp = &c->weights.tile_stamp[2 * slot +
                                              (part == PP_PART_O || part == PP_PART_DOWN)];
     if (*stamp != c->call_id) {
         *stamp = c->call_id;
         c->stats.weight_bytes_read += bytes;
     }
-    return c->weights.data + c->weights.tile_offset[slot] + offset;
+    return p;
 }
 
 void pp_parallel(pp_context *c, size_t n, void (*task)(void *, size_t),

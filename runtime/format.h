@@ -10,7 +10,9 @@
  *                   carries its own CRC-32 in the section table
  *
  * Sections:
- *   TOKENIZER       llama2.c tokenizer.bin bytes, unchanged
+ *   TOKENIZER       llama2.c tokenizer.bin bytes, unchanged; or, when the
+ *                   header has PP_FLAG_TOKENIZER_BPE, a byte-level BPE
+ *                   tokenizer (below)
  *   NORMS           float32 attention norms [L][dim], MLP norms [L][dim],
  *                   final norm [dim]
  *   CHANNEL_STATS   float32 per layer: for each input channel c of the
@@ -32,6 +34,27 @@
  * scales, row-major; its size is rounded up to 64 bytes. Groups run along
  * the reduction axis and restart at every tile boundary, so a tile's part
  * of the down projection has groups of at most the tile width.
+ *
+ * Byte-level BPE tokenizer section (GPT-2 style vocabularies: GPT-2,
+ * Llama 3, Qwen, SmolLM), all integers little-endian:
+ *   uint32 pre_tokenizer   enum pp_bpe_pre_tokenizer: how text is split into
+ *                          pieces before merging
+ *   uint32 merge_count     M
+ *   vocab_size tokens      uint8 kind (0 text, 1 special), uint32 length,
+ *                          then the token's raw bytes. Raw means the bytes
+ *                          the token decodes to, not GPT-2's byte-to-Unicode
+ *                          spelling ("Ġ" is stored as the byte 0x20).
+ *                          Special tokens (control and user-defined ones
+ *                          such as "<|endoftext|>") are never produced by
+ *                          encoding text and decode to their text.
+ *   M merges               uint32 left id, uint32 right id, uint32 merged
+ *                          id, in priority order: merge i applies before
+ *                          merge i + 1. The merged token's bytes are the
+ *                          left token's followed by the right token's.
+ * Nothing follows the last merge. Encoding splits the text into pieces,
+ * turns every byte of a piece into the text token of that single byte,
+ * then repeatedly applies the highest-priority merge among adjacent pairs
+ * (the leftmost on ties).
  *
  * Tiles (each starts at a multiple of the alignment):
  *   head tile h     q rows of head h [head_dim][dim], then o columns of
@@ -66,6 +89,25 @@ enum pp_section_id {
 enum pp_file_flags {
     PP_FLAG_SHARED_CLASSIFIER = 1u << 0,
     PP_FLAG_SYNTHETIC = 1u << 1,
+    PP_FLAG_TOKENIZER_BPE = 1u << 2,  /* the TOKENIZER section is byte-level BPE */
+};
+
+/* Pre-tokenizers of the byte-level BPE section: the regular expression
+ * that splits text into pieces, as Hugging Face tokenizers and llama.cpp
+ * apply it (\p{L} letters, \p{N} numbers, \s Unicode White_Space). */
+enum pp_bpe_pre_tokenizer {
+    /* GPT-2: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+
+     * |\s+(?!\S)|\s+ */
+    PP_BPE_PRE_GPT2 = 0,
+    /* Llama 3: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+
+     * |\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
+    PP_BPE_PRE_LLAMA3 = 1,
+    /* Qwen 2: Llama 3's expression with single digits (\p{N}) */
+    PP_BPE_PRE_QWEN2 = 2,
+    /* SmolLM: every \p{N} code point is a piece of its own, and the text
+     * between them is split by the GPT-2 expression */
+    PP_BPE_PRE_SMOLLM = 3,
+    PP_BPE_PRE_COUNT = 4,
 };
 
 /*

@@ -121,6 +121,40 @@ static void row_task(void *arg, size_t index) {
                           r->ldx, j->xs, r->ldxs, j->y, j->ldy, 0);
 }
 
+/* Row jobs collected for one parallel run. A read source's tile cache may
+ * fill up with the parts of the jobs collected so far; then they run early
+ * and collection continues (row jobs are independent, so the result is the
+ * same). */
+typedef struct row_batch {
+    row_jobs run;
+    size_t count;
+} row_batch;
+
+static void row_batch_flush(pp_context *c, row_batch *b) {
+    if (b->count > 0)
+        pp_parallel(c, b->count, row_task, &b->run);
+    b->count = 0;
+    pp_cache_unpin(c);
+}
+
+/* A tile part for a row job; NULL after a read error (c->io_status). */
+static const uint8_t *row_part(pp_context *c, row_batch *b, int layer,
+                               pp_part part, int index) {
+    const uint8_t *p = pp_tile_part(c, layer, part, index);
+    if (!p && c->io_status == PP_OK) {
+        row_batch_flush(c, b);
+        p = pp_tile_part(c, layer, part, index);
+        if (!p && c->io_status == PP_OK)
+            c->io_status = PP_ERR_CAPACITY;
+    }
+    return p;
+}
+
+static void row_batch_add(row_batch *b, q8_matrix m, float *y, size_t ldy) {
+    b->run.jobs[b->count++] = (row_job){m, b->run.c->scratch.xq,
+                                        b->run.c->scratch.xs, y, ldy};
+}
+
 /* A product whose output sums over units (heads or tiles): each task owns a
  * range of output rows and adds the units in order. */
 typedef struct column_unit {
@@ -136,6 +170,7 @@ typedef struct column_job {
     const column_unit *units;
     size_t n_units, n, ldx, ldxs, rows, rows_per_task;
     float *y;  /* [n][rows] */
+    int zero;  /* clear y first (the first run of a product) */
 } column_job;
 
 static void column_task(void *arg, size_t index) {
@@ -146,8 +181,9 @@ static void column_task(void *arg, size_t index) {
                            ? begin + job->rows_per_task
                            : job->rows;
 
-    for (size_t j = 0; j < job->n; j++)
-        memset(job->y + j * job->rows + begin, 0, (end - begin) * sizeof(float));
+    if (job->zero)
+        for (size_t j = 0; j < job->n; j++)
+            memset(job->y + j * job->rows + begin, 0, (end - begin) * sizeof(float));
 
     for (size_t u = 0; u < job->n_units; u++) {
         const column_unit *unit = &job->units[u];
@@ -162,9 +198,9 @@ static void column_task(void *arg, size_t index) {
 }
 
 static void run_columns(pp_context *c, const column_unit *units, size_t n_units,
-                        size_t n, size_t ldx, size_t ldxs, float *y) {
+                        size_t n, size_t ldx, size_t ldxs, float *y, int zero) {
     const size_t rows = (size_t)c->info.dim;
-    column_job job = {c, units, n_units, n, ldx, ldxs, rows, 0, y};
+    column_job job = {c, units, n_units, n, ldx, ldxs, rows, 0, y, zero};
     /* Enough tasks to balance the workers; at least 8 rows each. */
     size_t tasks = 4 * (size_t)c->n_threads;
     job.rows_per_task = (rows + tasks - 1) / tasks;
@@ -172,6 +208,37 @@ static void run_columns(pp_context *c, const column_unit *units, size_t n_units,
         job.rows_per_task = 8;
     tasks = (rows + job.rows_per_task - 1) / job.rows_per_task;
     pp_parallel(c, tasks, column_task, &job);
+}
+
+/* Units of a column product collected for one run; when the tile cache
+ * fills up, the units so far run and the rest add to their sums later, in
+ * the same order, so the result does not change. */
+typedef struct column_batch {
+    column_unit *units;
+    size_t count, n, ldx, ldxs;
+    float *y;
+    int started;
+} column_batch;
+
+static void column_batch_flush(pp_context *c, column_batch *b) {
+    if (b->count > 0 || !b->started)
+        run_columns(c, b->units, b->count, b->n, b->ldx, b->ldxs, b->y,
+                    !b->started);
+    b->started = 1;
+    b->count = 0;
+    pp_cache_unpin(c);
+}
+
+static const uint8_t *column_part(pp_context *c, column_batch *b, int layer,
+                                  pp_part part, int index) {
+    const uint8_t *p = pp_tile_part(c, layer, part, index);
+    if (!p && c->io_status == PP_OK) {
+        column_batch_flush(c, b);
+        p = pp_tile_part(c, layer, part, index);
+        if (!p && c->io_status == PP_OK)
+            c->io_status = PP_ERR_CAPACITY;
+    }
+    return p;
 }
 
 /* ---- Attention ----------------------------------------------------------- */
@@ -183,8 +250,6 @@ void pp_attention_qkv(pp_context *c, int layer, const float *input, int n,
     const size_t kv_dim = (size_t)c->info.n_kv_heads * hd;
     const float *norm = c->attn_norm + (size_t)layer * dim;
     float *xb = c->scratch.xb;
-    row_job *jobs = c->scratch.jobs;
-    size_t n_jobs = 0;
 
     for (int j = 0; j < n; j++)
         c->kernels.rmsnorm(dim, input + (size_t)j * dim, norm,
@@ -192,26 +257,24 @@ void pp_attention_qkv(pp_context *c, int layer, const float *input, int n,
     const size_t ldxs = quantize_rows(c, xb, (size_t)n, dim, dim, NULL);
 
     const size_t qkv_bytes = matrix_bytes(hd, dim, group);
+    row_batch b = {{c, c->scratch.jobs, (size_t)n, dim, ldxs}, 0};
     for (int h = 0; h < c->info.n_heads; h++) {
         if (!heads[h])
             continue;
-        const uint8_t *tile = pp_tile_part(c, layer, PP_PART_Q, h);
-        jobs[n_jobs++] = (row_job){matrix_at(tile, hd, dim, group),
-                                   c->scratch.xq, c->scratch.xs,
-                                   q + (size_t)h * hd, dim};
+        const uint8_t *tile = row_part(c, &b, layer, PP_PART_Q, h);
+        if (!tile)
+            return;
+        row_batch_add(&b, matrix_at(tile, hd, dim, group), q + (size_t)h * hd, dim);
     }
     for (int h = 0; h < c->info.n_kv_heads; h++) {
-        const uint8_t *tile = pp_tile_part(c, layer, PP_PART_KV, h);
-        jobs[n_jobs++] = (row_job){matrix_at(tile, hd, dim, group),
-                                   c->scratch.xq, c->scratch.xs,
-                                   k + (size_t)h * hd, kv_dim};
-        jobs[n_jobs++] = (row_job){matrix_at(tile + qkv_bytes, hd, dim, group),
-                                   c->scratch.xq, c->scratch.xs,
-                                   v + (size_t)h * hd, kv_dim};
+        const uint8_t *tile = row_part(c, &b, layer, PP_PART_KV, h);
+        if (!tile)
+            return;
+        row_batch_add(&b, matrix_at(tile, hd, dim, group), k + (size_t)h * hd, kv_dim);
+        row_batch_add(&b, matrix_at(tile + qkv_bytes, hd, dim, group),
+                      v + (size_t)h * hd, kv_dim);
     }
-
-    row_jobs r = {c, jobs, (size_t)n, dim, ldxs};
-    pp_parallel(c, n_jobs, row_task, &r);
+    row_batch_flush(c, &b);
 }
 
 /* Attention of n_tok tokens of each sequence over that sequence's cache. */
@@ -308,14 +371,16 @@ void pp_attention_block(pp_context *c, int layer, int n_seq, int n_tok,
     /* o: quantize each kept head's output as its own chunk. */
     const size_t ldxs = quantize_rows(c, c->scratch.att, n, dim, hd, heads);
     const size_t head_groups = pp_group_count(hd, group);
-    column_unit *units = c->scratch.jobs;
+    column_batch b = {c->scratch.jobs, 0, n, dim, ldxs, c->scratch.out, 0};
     for (int i = 0; i < kept; i++) {
         const int h = list[i];
-        const uint8_t *o = pp_tile_part(c, layer, PP_PART_O, h);
-        units[i] = (column_unit){matrix_at(o, dim, hd, group),
-                                 (size_t)h * hd, (size_t)h * head_groups};
+        const uint8_t *o = column_part(c, &b, layer, PP_PART_O, h);
+        if (!o)
+            return;
+        b.units[b.count++] = (column_unit){matrix_at(o, dim, hd, group),
+                                           (size_t)h * hd, (size_t)h * head_groups};
     }
-    run_columns(c, units, (size_t)kept, n, dim, ldxs, c->scratch.out);
+    column_batch_flush(c, &b);
 
     const float *bias = c->pruning.have_bias
                             ? c->pruning.attn_bias + (size_t)layer * dim
@@ -363,29 +428,28 @@ void pp_mlp_gate_up(pp_context *c, int layer, const float *input, int n,
     const size_t group = (size_t)c->info.group;
     const float *norm = c->mlp_norm + (size_t)layer * dim;
     const size_t n_tiles = (size_t)pp_mlp_tile_count(&c->dims);
-    row_job *jobs = c->scratch.jobs;
-    size_t n_jobs = 0;
 
     for (int j = 0; j < n; j++)
         c->kernels.rmsnorm(dim, input + (size_t)j * dim, norm,
                            c->info.norm_eps, c->scratch.xb + (size_t)j * dim);
     const size_t ldxs = quantize_rows(c, c->scratch.xb, (size_t)n, dim, dim, NULL);
 
+    row_batch b = {{c, c->scratch.jobs, (size_t)n, dim, ldxs}, 0};
     for (size_t t = 0; t < n_tiles; t++) {
         if (!tiles[t])
             continue;
         const size_t width = (size_t)pp_mlp_tile_width(&c->dims, t);
-        const uint8_t *tile = pp_tile_part(c, layer, PP_PART_GATE_UP, (int)t);
+        const uint8_t *tile = row_part(c, &b, layer, PP_PART_GATE_UP, (int)t);
+        if (!tile)
+            return;
         const size_t begin = t * (size_t)c->info.tile;
-        jobs[n_jobs++] = (row_job){matrix_at(tile, width, dim, group),
-                                   c->scratch.xq, c->scratch.xs,
-                                   c->scratch.hb + begin, hidden};
-        jobs[n_jobs++] = (row_job){
-            matrix_at(tile + matrix_bytes(width, dim, group), width, dim, group),
-            c->scratch.xq, c->scratch.xs, c->scratch.hb2 + begin, hidden};
+        row_batch_add(&b, matrix_at(tile, width, dim, group), c->scratch.hb + begin,
+                      hidden);
+        row_batch_add(&b,
+                      matrix_at(tile + matrix_bytes(width, dim, group), width, dim, group),
+                      c->scratch.hb2 + begin, hidden);
     }
-    row_jobs r = {c, jobs, (size_t)n, dim, ldxs};
-    pp_parallel(c, n_jobs, row_task, &r);
+    row_batch_flush(c, &b);
 
     swiglu_job s = {c, tiles, channels, (size_t)n};
     pp_parallel(c, n_tiles, swiglu_task, &s);
@@ -403,18 +467,18 @@ static void mlp_block(pp_context *c, int layer, int n_seq, int n_tok) {
 
     const size_t ldxs = quantize_rows(c, c->scratch.hb, n, hidden, tile, tiles);
     const size_t tile_groups = pp_group_count(tile, group);
-    column_unit *units = c->scratch.jobs;
-    size_t kept = 0;
+    column_batch b = {c->scratch.jobs, 0, n, hidden, ldxs, c->scratch.out, 0};
     for (size_t t = 0; t < n_tiles; t++) {
         if (!tiles[t])
             continue;
         const size_t width = (size_t)pp_mlp_tile_width(&c->dims, t);
-        const uint8_t *down = pp_tile_part(c, layer, PP_PART_DOWN, (int)t);
-        units[kept++] = (column_unit){
-            matrix_at(down, dim, width, group),
-            t * tile, t * tile_groups};
+        const uint8_t *down = column_part(c, &b, layer, PP_PART_DOWN, (int)t);
+        if (!down)
+            return;
+        b.units[b.count++] = (column_unit){matrix_at(down, dim, width, group),
+                                           t * tile, t * tile_groups};
     }
-    run_columns(c, units, kept, n, hidden, ldxs, c->scratch.out);
+    column_batch_flush(c, &b);
 
     const float *bias = c->pruning.have_bias
                             ? c->pruning.mlp_bias + (size_t)layer * dim
@@ -454,32 +518,77 @@ static void accumulate_calibration(pp_context *c, const float *act, size_t width
 
 /* ---- The pass ------------------------------------------------------------ */
 
+/* Dequantizes each token's embedding row into scratch.x; a read source
+ * reads the row (and its scales) into scratch.xq / xs first. */
 static void embed(pp_context *c, const int32_t *tokens, size_t n) {
     const size_t dim = (size_t)c->info.dim, group = (size_t)c->info.group;
     const size_t groups = pp_group_count(dim, group);
-    const uint8_t *base = c->weights.data + c->weights.embedding_offset;
-    const int8_t *q = (const int8_t *)base;
-    const float *scale =
-        (const float *)(const void *)(base + c->weights.vocab_matrix.scale_offset);
+    const uint64_t base = c->weights.embedding_offset;
+    const uint64_t scales = base + c->weights.vocab_matrix.scale_offset;
 
     for (size_t j = 0; j < n; j++) {
         const size_t row = (size_t)tokens[j];
+        const int8_t *q;
+        const float *scale;
+        if (c->weights.data) {
+            q = (const int8_t *)(c->weights.data + base) + row * dim;
+            scale = (const float *)(const void *)(c->weights.data + scales) +
+                    row * groups;
+        } else {
+            pp_status st = c->source->read(c->source->user, base + row * dim,
+                                           c->scratch.xq, dim);
+            if (st == PP_OK)
+                st = c->source->read(c->source->user, scales + 4 * row * groups,
+                                     c->scratch.xs, 4 * groups);
+            if (st != PP_OK) {
+                c->io_status = st;
+                return;
+            }
+            c->cache.backing_bytes += dim + 4 * groups;
+            q = c->scratch.xq;
+            scale = c->scratch.xs;
+        }
         float *x = c->scratch.x + j * dim;
         for (size_t i = 0; i < dim; i++)
-            x[i] = (float)q[row * dim + i] * scale[row * groups + i / group];
+            x[i] = (float)q[i] * scale[i / group];
     }
     const uint64_t row_bytes = dim + 4 * groups;
     c->stats.weight_bytes_read += n * row_bytes;
     c->stats.weight_bytes_dense += n * row_bytes;
 }
 
+/* A block of classifier rows: in place in the file, or through the cache
+ * (int8 rows, then their scales at a fixed offset in the slot). */
+static const uint8_t *classifier_block(pp_context *c, row_batch *b, size_t r0,
+                                       size_t rows, const float **scales) {
+    const size_t dim = (size_t)c->info.dim;
+    const size_t groups = pp_group_count(dim, (size_t)c->info.group);
+    const uint64_t base = c->weights.classifier_offset;
+    const uint64_t scale_base = base + c->weights.vocab_matrix.scale_offset;
+
+    if (c->weights.data) {
+        *scales = (const float *)(const void *)(c->weights.data + scale_base) +
+                  r0 * groups;
+        return c->weights.data + base + r0 * dim;
+    }
+    const size_t at = (size_t)pp_align_up(pp_classifier_block_rows() * dim, 64);
+    const pp_cache_span spans[2] = {{base + r0 * dim, rows * dim, 0},
+                                    {scale_base + 4 * r0 * groups, 4 * rows * groups, at}};
+    const int32_t item = (int32_t)(r0 / pp_classifier_block_rows());
+    const uint8_t *p = pp_cache_get(c, PP_POOL_CLASSIFIER, item, spans, 2);
+    if (!p && c->io_status == PP_OK) {
+        row_batch_flush(c, b);
+        p = pp_cache_get(c, PP_POOL_CLASSIFIER, item, spans, 2);
+        if (!p && c->io_status == PP_OK)
+            c->io_status = PP_ERR_CAPACITY;
+    }
+    *scales = p ? (const float *)(const void *)(p + at) : NULL;
+    return p;
+}
+
 static void classify(pp_context *c, size_t n, size_t first, size_t stride,
                      size_t count_per_seq, float *logits) {
     const size_t dim = (size_t)c->info.dim, vocab = (size_t)c->info.vocab_size;
-    const size_t group = (size_t)c->info.group;
-    const uint8_t *base = c->weights.data + c->weights.classifier_offset;
-    const q8_matrix m = matrix_at(base, vocab, dim, group);
-    (void)n;
 
     /* Normalize the tokens whose logits are wanted, packed in xb. */
     size_t rows = 0;
@@ -492,18 +601,18 @@ static void classify(pp_context *c, size_t n, size_t first, size_t stride,
     const size_t ldxs = quantize_rows(c, c->scratch.xb, rows, dim, dim, NULL);
 
     /* Split the vocabulary over the workers; rows of logits are disjoint. */
-    row_job *jobs = c->scratch.jobs;
-    const size_t per_task = 256;
-    size_t n_jobs = 0;
-    for (size_t r = 0; r < vocab; r += per_task) {
-        const size_t len = vocab - r < per_task ? vocab - r : per_task;
-        q8_matrix part = {m.w + r * dim, m.s + r * pp_group_count(dim, group),
-                          len, dim};
-        jobs[n_jobs++] = (row_job){part, c->scratch.xq, c->scratch.xs,
-                                   logits + r, vocab};
+    const size_t block = pp_classifier_block_rows();
+    row_batch b = {{c, c->scratch.jobs, rows, dim, ldxs}, 0};
+    for (size_t r = 0; r < vocab; r += block) {
+        const size_t len = vocab - r < block ? vocab - r : block;
+        const float *scales;
+        const uint8_t *w = classifier_block(c, &b, r, len, &scales);
+        if (!w)
+            return;
+        const q8_matrix part = {(const int8_t *)w, scales, len, dim};
+        row_batch_add(&b, part, logits + r, vocab);
     }
-    row_jobs rj = {c, jobs, rows, dim, ldxs};
-    pp_parallel(c, n_jobs, row_task, &rj);
+    row_batch_flush(c, &b);
 
     c->stats.weight_bytes_read += c->weights.vocab_matrix.bytes;
     c->stats.weight_bytes_dense += c->weights.vocab_matrix.bytes;
@@ -553,7 +662,10 @@ static pp_status run_forward(pp_context *c, const int32_t *tokens, int n_seq,
         c->call_id = 1;
     }
 
+    c->io_status = PP_OK;
     embed(c, tokens, n);
+    if (c->io_status != PP_OK)
+        return c->io_status;
     count_norms(c, c->info.n_layers);
 
     for (int l = 0; l < c->info.n_layers; l++) {
@@ -562,7 +674,11 @@ static pp_status run_forward(pp_context *c, const int32_t *tokens, int n_seq,
 
         if (probing && pruned_layer)
             pp_probe_attention(c, l, n_seq, n_tok, pos);
+        if (c->io_status != PP_OK)
+            return c->io_status;
         pp_attention_block(c, l, n_seq, n_tok, pos);
+        if (c->io_status != PP_OK)
+            return c->io_status;
         if (calibrating)
             accumulate_calibration(
                 c, c->scratch.att, dim, c->pruning.attn_history + (size_t)l * c->history_len * dim,
@@ -573,7 +689,11 @@ static pp_status run_forward(pp_context *c, const int32_t *tokens, int n_seq,
 
         if (probing && pruned_layer)
             pp_probe_mlp(c, l, n_seq, n_tok, pos);
+        if (c->io_status != PP_OK)
+            return c->io_status;
         mlp_block(c, l, n_seq, n_tok);
+        if (c->io_status != PP_OK)
+            return c->io_status;
         if (calibrating)
             accumulate_calibration(
                 c, c->scratch.hb, hidden, c->pruning.mlp_history + (size_t)l * c->history_len * hidden,
@@ -608,6 +728,8 @@ static pp_status run_forward(pp_context *c, const int32_t *tokens, int n_seq,
             classify(c, n, (size_t)n_tok - 1, (size_t)n_tok, 1, logits);
         else
             classify(c, n, 0, n, n, logits);
+        if (c->io_status != PP_OK)
+            return c->io_status;
     }
     c->cache_len = pos + n_tok;
     c->stats.forward_calls++;

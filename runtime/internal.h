@@ -37,6 +37,46 @@ typedef struct pp_calibration {
     uint64_t *slot_count;           /* [history_len] windows seen per slot */
 } pp_calibration;
 
+/* Tile cache for read sources (tile_cache.c): one pool per kind of part. */
+enum {
+    PP_POOL_Q, PP_POOL_O, PP_POOL_KV, PP_POOL_GATE_UP, PP_POOL_DOWN,
+    PP_POOL_CLASSIFIER, PP_POOL_COUNT
+};
+
+typedef struct pp_cache_pool {
+    uint8_t *slots;        /* [n_slots][slot_bytes] */
+    uint64_t slot_bytes;
+    int32_t n_slots, n_items;
+    int32_t *slot_item;    /* [n_slots] item in the slot, or -1 */
+    uint32_t *slot_used;   /* [n_slots] clock of the last use */
+    uint32_t *slot_pin;    /* [n_slots] epoch that pinned it */
+    int32_t *item_slot;    /* [n_items] slot of the item, or -1 */
+} pp_cache_pool;
+
+typedef struct pp_tile_cache {
+    int enabled;
+    pp_cache_pool pool[PP_POOL_COUNT];
+    uint32_t clock, epoch;
+    uint64_t hits, misses, backing_bytes;
+} pp_tile_cache;
+
+/* A byte range of the file and where it goes in a cache slot. */
+typedef struct pp_cache_span {
+    uint64_t offset;
+    size_t length, at;
+} pp_cache_span;
+
+void pp_cache_allocate(pp_context *c, pp_arena *a, uint64_t budget);
+void pp_cache_reset(pp_context *c);
+/* Ends the current operation: its parts may be evicted again. */
+void pp_cache_unpin(pp_context *c);
+/* Returns the slot holding `item` of pool `p`, reading the spans into it on
+ * a miss; NULL when every slot is pinned (c->io_status stays PP_OK) or a
+ * read failed (c->io_status says why). */
+const uint8_t *pp_cache_get(pp_context *c, int p, int32_t item,
+                            const pp_cache_span *spans, int n_spans);
+size_t pp_classifier_block_rows(void);
+
 /* The Probe Pruning state. */
 typedef struct pp_pruning {
     pp_prune_config config;
@@ -85,6 +125,7 @@ struct pp_context {
     const pp_source *source;
 
     int32_t max_batch, max_tokens, max_context, history_len, n_threads;
+    uint64_t tile_cache_bytes;
     size_t arena_used;
 
     /* Model data copied into the arena at init. */
@@ -100,6 +141,8 @@ struct pp_context {
     int32_t cache_len;               /* positions filled in each sequence */
 
     pp_scratch scratch;
+    pp_tile_cache cache;
+    pp_status io_status;             /* first read error of the current call */
     pp_pruning pruning;
     pp_calibration calibration;
     pp_stats stats;
@@ -127,8 +170,11 @@ typedef enum pp_part {
 /*
  * Returns a pointer to `part` of tile `index` (a head, kv head or MLP tile
  * number) of `layer`, and adds the part's bytes to weight_bytes_read the
- * first time a forward call asks for it. Not thread-safe: called while the
- * work lists are built, before the workers run.
+ * first time a forward call asks for it. With a read source the part comes
+ * through the tile cache and stays pinned until pp_cache_unpin; NULL means
+ * the cache is full of pinned parts (run the pending work, unpin, ask
+ * again) or, with c->io_status set, that the read failed. Not thread-safe:
+ * called while the work lists are built, before the workers run.
  */
 const uint8_t *pp_tile_part(pp_context *c, int layer, pp_part part, int index);
 

@@ -123,6 +123,10 @@ typedef struct pp_options {
     int32_t history_len;    /* positions of Probe Pruning history; positions
                                at or past it share the last slot. 0: 128 */
     uint32_t flags;         /* PP_VERIFY_WEIGHTS */
+    uint64_t tile_cache_bytes; /* tile cache for a source without `data`
+                                  (ignored otherwise), in bytes; at least a
+                                  few tiles, best the kept set of a decode
+                                  step (about (1 - ratio) of the weights) */
     const char *isa;        /* kernel variant: NULL for the best this CPU
                                runs, or "scalar", "avx2", "vnni", "neon",
                                "dotprod"; init fails with PP_ERR_UNSUPPORTED
@@ -242,6 +246,9 @@ typedef struct pp_stats {
     uint64_t macs_dense;          /* multiply-accumulates a dense run needs */
     uint64_t macs_probe;          /* spent on probes */
     uint64_t macs_run;            /* spent on the pruned passes */
+    uint64_t backing_bytes_read;  /* bytes the read source delivered (tile
+                                     cache misses); 0 for memory sources */
+    uint64_t cache_hits, cache_misses;  /* tile parts found / read */
     uint64_t forward_calls;
     uint64_t tokens;
 } pp_stats;

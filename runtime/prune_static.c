@@ -202,11 +202,9 @@ static void select_flap(pp_context *c) {
 
 /* Adds W[:, pruned] @ mean(x[pruned]) of every pruned head and channel to
  * the layer's output bias, from the int8 weights. */
-static void compute_bias(pp_context *c) {
+static pp_status compute_bias(pp_context *c) {
     const size_t dim = (size_t)c->info.dim, hd = (size_t)c->info.head_dim;
     const size_t hidden = (size_t)c->info.hidden_dim, group = (size_t)c->info.group;
-    const size_t per_layer = (size_t)pp_tiles_per_layer(&c->dims);
-    const pp_matrix_layout q_layout = pp_matrix_geometry(hd, dim, group);
     const pp_matrix_layout o_layout = pp_matrix_geometry(dim, hd, group);
 
     for (int l = 0; l < c->info.n_layers; l++) {
@@ -214,12 +212,14 @@ static void compute_bias(pp_context *c) {
         float *mlp_bias = c->pruning.mlp_bias + (size_t)l * dim;
         memset(attn_bias, 0, dim * sizeof(float));
         memset(mlp_bias, 0, dim * sizeof(float));
-        const uint64_t *offsets = c->weights.tile_offset + (size_t)l * per_layer;
 
         for (int h = 0; h < c->info.n_heads; h++) {
             if (c->pruning.head_kept[(size_t)l * c->info.n_heads + h])
                 continue;
-            const uint8_t *o = c->weights.data + offsets[h] + q_layout.bytes;
+            const uint8_t *o = pp_tile_part(c, l, PP_PART_O, h);
+            pp_cache_unpin(c);
+            if (!o)
+                return c->io_status != PP_OK ? c->io_status : PP_ERR_CAPACITY;
             const int8_t *w = (const int8_t *)o;
             const float *s = (const float *)(const void *)(o + o_layout.scale_offset);
             const size_t groups = pp_group_count(hd, group);
@@ -239,12 +239,16 @@ static void compute_bias(pp_context *c) {
         for (size_t t = 0; t < tiles; t++) {
             const size_t width = (size_t)pp_mlp_tile_width(&c->dims, t);
             const size_t begin = t * (size_t)c->info.tile;
-            const pp_matrix_layout gu = pp_matrix_geometry(width, dim, group);
             const pp_matrix_layout dn = pp_matrix_geometry(dim, width, group);
-            const uint8_t *down = c->weights.data +
-                                  offsets[(size_t)c->info.n_heads +
-                                          (size_t)c->info.n_kv_heads + t] +
-                                  2 * gu.bytes;
+            int all_kept = 1;
+            for (size_t i = 0; i < width; i++)
+                all_kept &= c->pruning.channel_kept[(size_t)l * hidden + begin + i];
+            if (all_kept)
+                continue;
+            const uint8_t *down = pp_tile_part(c, l, PP_PART_DOWN, (int)t);
+            pp_cache_unpin(c);
+            if (!down)
+                return c->io_status != PP_OK ? c->io_status : PP_ERR_CAPACITY;
             const int8_t *w = (const int8_t *)down;
             const float *s = (const float *)(const void *)(down + dn.scale_offset);
             const size_t groups = pp_group_count(width, group);
@@ -261,6 +265,7 @@ static void compute_bias(pp_context *c) {
         }
     }
     c->pruning.have_bias = 1;
+    return PP_OK;
 }
 
 pp_status pp_static_select(pp_context *c) {
@@ -270,7 +275,9 @@ pp_status pp_static_select(pp_context *c) {
         select_wandasp(c);
     } else {
         select_flap(c);
-        compute_bias(c);
+        pp_status st = compute_bias(c);
+        if (st != PP_OK)
+            return st;
     }
     memset(c->scratch.all_kept, 1,
            (size_t)(c->info.n_heads > (int)pp_mlp_tile_count(&c->dims)

@@ -249,10 +249,18 @@ pp_status pp_tokenizer_load(pp_tokenizer *tokenizer, pp_arena *arena,
         return PP_ERR_INVALID_ARGUMENT;
 
     size_t text_bytes = 0;
-    const pp_status status =
-        pp_tokenizer_validate(section, size, vocab_size, &text_bytes);
-    if (status != PP_OK)
-        return status;
+    if (!arena->base && !section) {
+        /* Measuring without the bytes (a read source): a valid section has
+         * exactly size - 4 - 8 * vocab_size bytes of token text. */
+        if (vocab_size <= 0 || size < 4 + 8 * (size_t)vocab_size)
+            return PP_ERR_CORRUPT;
+        text_bytes = size - 4 - 8 * (size_t)vocab_size;
+    } else {
+        const pp_status status =
+            pp_tokenizer_validate(section, size, vocab_size, &text_bytes);
+        if (status != PP_OK)
+            return status;
+    }
     if (bos_id < 0 || bos_id >= vocab_size || eos_id < 0 ||
         eos_id >= vocab_size)
         return PP_ERR_CORRUPT;

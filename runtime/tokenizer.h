@@ -17,7 +17,21 @@
 #include "arena.h"
 #include "pprt.h"
 
+/* The tokenizer section formats (format.h). */
+typedef enum pp_tokenizer_kind {
+    PP_TOKENIZER_LLAMA2C = 0,  /* llama2.c tokenizer.bin, scored merges */
+    PP_TOKENIZER_BPE = 1,      /* byte-level BPE with ranked merges */
+} pp_tokenizer_kind;
+
+/* One merge of a byte-level BPE tokenizer, in a table sorted by (left,
+ * right) and then by rank. */
+typedef struct pp_bpe_merge {
+    int32_t left, right, merged;
+    uint32_t rank;  /* position in the section: lower applies first */
+} pp_bpe_merge;
+
 typedef struct pp_tokenizer {
+    pp_tokenizer_kind kind;
     int32_t vocab_size;
     uint32_t max_token_length;
     int32_t bos_id, eos_id;
@@ -33,6 +47,13 @@ typedef struct pp_tokenizer {
                                  some token contains byte x followed by byte
                                  y; encoding never merges across other pairs */
     uint8_t byte_chars[256];  /* text of the <0xNN> byte tokens when decoding */
+
+    /* Byte-level BPE only (tokenizer_bpe.c); offsets and text as above. */
+    uint32_t pre_tokenizer;   /* enum pp_bpe_pre_tokenizer */
+    int32_t byte_tokens[256]; /* the text token of each single byte, -1 if
+                                 the vocabulary has none */
+    uint32_t merge_count;
+    const pp_bpe_merge *merges;  /* [merge_count] */
 } pp_tokenizer;
 
 /*
@@ -89,5 +110,44 @@ pp_status pp_tokenizer_encode(const pp_tokenizer *tokenizer, const char *text,
 const char *pp_tokenizer_decode(const pp_tokenizer *tokenizer,
                                 int32_t previous, int32_t token,
                                 size_t *length);
+
+/*
+ * The same three operations for a section of either kind. The llama2.c
+ * kind calls the functions above. The byte-level BPE kind
+ * (tokenizer_bpe.c) validates the section format of format.h; its
+ * encoding splits the text with the section's pre-tokenizer and merges
+ * each piece by rank. It needs at most one id per byte plus BOS, so the
+ * capacity rule of pp_tokenizer_encode (length + 3) also holds. Its
+ * decoding returns the token's bytes unchanged.
+ */
+pp_status pp_tokenizer_validate_kind(pp_tokenizer_kind kind,
+                                     const uint8_t *section, size_t size,
+                                     int32_t vocab_size, size_t *text_bytes);
+pp_status pp_tokenizer_load_kind(pp_tokenizer_kind kind,
+                                 pp_tokenizer *tokenizer, pp_arena *arena,
+                                 const uint8_t *section, size_t size,
+                                 int32_t vocab_size, int32_t bos_id,
+                                 int32_t eos_id);
+
+/* The byte-level BPE implementation behind the dispatch. */
+pp_status pp_bpe_validate(const uint8_t *section, size_t size,
+                          int32_t vocab_size, size_t *text_bytes);
+pp_status pp_bpe_load(pp_tokenizer *tokenizer, pp_arena *arena,
+                      const uint8_t *section, size_t size, int32_t vocab_size,
+                      int32_t bos_id, int32_t eos_id);
+pp_status pp_bpe_encode(const pp_tokenizer *tokenizer, const char *text,
+                        size_t length, int bos, int32_t *tokens,
+                        int32_t capacity, int32_t *n_tokens);
+const char *pp_bpe_decode(const pp_tokenizer *tokenizer, int32_t token,
+                          size_t *length);
+
+/*
+ * Returns the end (a byte offset in (start, length]) of the pre-tokenizer
+ * piece that starts at byte `start` of `text`. Bytes that are not valid
+ * UTF-8 count as one code point each that is neither a letter, a number
+ * nor white space. Exposed for tests.
+ */
+size_t pp_bpe_piece_end(uint32_t pre_tokenizer, const uint8_t *text,
+                        size_t length, size_t start);
 
 #endif /* PP_TOKENIZER_H */

@@ -81,6 +81,9 @@ static void log_to_stderr(void *user, const char *message) {
     fprintf(stderr, "pprt: %s\n", message);
 }
 
+/* Storage settings for the read source, from --cache-mb and --flash-mbps. */
+static double cache_mb = -1.0, flash_mbps = 0.0;
+
 void pp_session_open(pp_session *s, const char *path, const char *weights,
                      int threads, int max_batch, int max_tokens,
                      int max_context) {
@@ -93,11 +96,18 @@ void pp_session_open(pp_session *s, const char *path, const char *weights,
         mode = PP_FILE_MMAP;
     else if (strcmp(weights, "mem") == 0)
         mode = PP_FILE_MEMORY;
+    else if (strcmp(weights, "read") == 0)
+        mode = PP_FILE_READ;
     else
-        pp_die("invalid --weights '%s': expected mem or mmap", weights);
+        pp_die("invalid --weights '%s': expected mem, mmap or read", weights);
     if (!path)
         pp_die("missing -m MODEL.ppm (convert one with `pprt convert`)");
-    if (pp_file_open(&s->file, path, mode, err, sizeof err) != 0)
+    if (flash_mbps > 0 && mode != PP_FILE_READ)
+        pp_die("--flash-mbps throttles the read source: add --weights read");
+    const int failed = mode == PP_FILE_READ
+                           ? pp_file_open_read(&s->file, path, flash_mbps, err, sizeof err)
+                           : pp_file_open(&s->file, path, mode, err, sizeof err);
+    if (failed)
         pp_die("%s", err);
 
     pp_model_info info;
@@ -116,6 +126,11 @@ void pp_session_open(pp_session *s, const char *path, const char *weights,
     if (o.max_context < max_tokens)
         o.max_context = max_tokens;
     o.isa = getenv("PPRT_ISA");
+    if (mode == PP_FILE_READ) {
+        /* Default cache: the whole model, so nothing is read twice. */
+        o.tile_cache_bytes = cache_mb >= 0 ? (uint64_t)(cache_mb * 1e6)
+                                           : info.weight_bytes;
+    }
     o.workers = pp_pool_workers(s->pool);
     if (o.isa && *o.isa) {
         pp_kernels k;
@@ -212,8 +227,12 @@ int pp_prune_option(pp_prune_options *p, int argc, char **argv, int *i) {
         p->threads = (int)pp_arg_int(a, v, 1, 256);
     } else if (strcmp(a, "--weights") == 0) {
         if (!v)
-            pp_die("--weights needs mem or mmap");
+            pp_die("--weights needs mem, mmap or read");
         p->weights = v;
+    } else if (strcmp(a, "--cache-mb") == 0) {
+        cache_mb = pp_arg_float(a, v, 0.0, 1e9, 1);
+    } else if (strcmp(a, "--flash-mbps") == 0) {
+        flash_mbps = pp_arg_float(a, v, 0.001, 1e6, 1);
     } else {
         return 0;
     }
@@ -240,7 +259,13 @@ const char *pp_prune_help =
     "                        methods (e.g. wikitext-2-test.raw)\n"
     "  --calib-batches N     calibration batches (default 16)\n"
     "  -t, --threads N       worker threads (default 1)\n"
-    "  --weights mem|mmap    read the model into memory or map it (default mmap)\n"
+    "  --weights mem|mmap|read\n"
+    "                        weights in memory, mapped (default), or read on\n"
+    "                        demand (pread) into a tile cache\n"
+    "  --cache-mb N          tile cache for --weights read, in MB (default: the\n"
+    "                        model's weight bytes)\n"
+    "  --flash-mbps X        throttle --weights read to X MB/s, to measure flash\n"
+    "                        behaviour on a fast disk (a real device needs none)\n"
     "environment: PPRT_ISA=scalar|avx2|vnni|neon|dotprod forces a kernel variant\n";
 
 /*

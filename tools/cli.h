@@ -56,5 +56,7 @@ void pp_kept_fractions(pp_session *s, double *heads, double *channels);
 int pp_cmd_convert(int argc, char **argv);
 int pp_cmd_generate(int argc, char **argv);
 int pp_cmd_perplexity(int argc, char **argv);
+int pp_cmd_synth(int argc, char **argv);
+int pp_cmd_bench(int argc, char **argv);
 
 #endif /* PP_CLI_H */

@@ -20,6 +20,8 @@ static void usage(void) {
           "  convert     write a pprt model from a llama2.c checkpoint\n"
           "  generate    generate text from a prompt\n"
           "  perplexity  measure perplexity on a text file\n"
+          "  synth       write a model of a real shape with random weights\n"
+          "  bench       measure prefill and decode speed and bytes per token\n"
           "  info        print a model's configuration\n"
           "`pprt COMMAND --help` lists a command's options.\n",
           stderr);
@@ -69,6 +71,10 @@ int main(int argc, char **argv) {
         return pp_cmd_generate(argc - 1, argv + 1);
     if (strcmp(cmd, "perplexity") == 0)
         return pp_cmd_perplexity(argc - 1, argv + 1);
+    if (strcmp(cmd, "synth") == 0)
+        return pp_cmd_synth(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench") == 0)
+        return pp_cmd_bench(argc - 1, argv + 1);
     if (strcmp(cmd, "info") == 0)
         return cmd_info(argc - 1, argv + 1);
     fprintf(stderr, "pprt: unknown command '%s'\n", cmd);
