@@ -158,8 +158,11 @@ static void allocate_context(pp_context *c, pp_arena *a,
 
     /* Read sources stream tiles through the cache; memory sources need none. */
     c->cache.enabled = !c->source->data;
-    if (c->cache.enabled)
+    if (c->cache.enabled) {
         pp_cache_allocate(c, a, c->tile_cache_bytes);
+        c->cache.prefetch = pp_arena_alloc(a, 2 * heads + d->n_kv_heads + 2 * tiles,
+                                           sizeof(pp_prefetch), 64);
+    }
 }
 
 /* The context struct itself comes first; the tokenizer reserves its part
@@ -175,7 +178,8 @@ static pp_status plan(pp_arena *a, pp_context *c, const pp_model_file *file,
     if (!a->base) {
         /* Measuring: the tokenizer sizes its tables from the section size. */
         pp_tokenizer measured;
-        return pp_tokenizer_load(&measured, a,
+        return pp_tokenizer_load_kind((pp_tokenizer_kind)file->tokenizer_kind,
+                                 &measured, a,
                                  source->data ? (const uint8_t *)source->data + tok->offset
                                               : NULL,
                                  (size_t)tok->size, file->info.vocab_size,
@@ -187,7 +191,8 @@ static pp_status plan(pp_arena *a, pp_context *c, const pp_model_file *file,
         if (st != PP_OK)
             return st;
     }
-    pp_status st = pp_tokenizer_load(&c->tokenizer, a, tok_copy,
+    pp_status st = pp_tokenizer_load_kind((pp_tokenizer_kind)file->tokenizer_kind,
+                                     &c->tokenizer, a, tok_copy,
                                      (size_t)tok->size, file->info.vocab_size,
                                      file->info.bos_id, file->info.eos_id);
     if (a->failed)
@@ -381,23 +386,24 @@ void pp_stats_reset(pp_context *c) {
     c->cache.misses = 0;
 }
 
-const uint8_t *pp_tile_part(pp_context *c, int layer, pp_part part, int index) {
+void pp_tile_part_range(const pp_context *c, int layer, pp_part part, int index,
+                        uint64_t *file_offset, uint64_t *bytes) {
     const pp_dims *d = &c->dims;
     const uint64_t qkv = pp_matrix_geometry(d->head_dim, d->dim, d->group).bytes;
     size_t tile = (size_t)index;
-    uint64_t offset = 0, bytes = 0;
+    uint64_t offset = 0;
 
     switch (part) {
     case PP_PART_Q:
-        bytes = qkv;
+        *bytes = qkv;
         break;
     case PP_PART_O:
         offset = qkv;
-        bytes = pp_matrix_geometry(d->dim, d->head_dim, d->group).bytes;
+        *bytes = pp_matrix_geometry(d->dim, d->head_dim, d->group).bytes;
         break;
     case PP_PART_KV:
         tile += d->n_heads;
-        bytes = 2 * qkv;
+        *bytes = 2 * qkv;
         break;
     case PP_PART_GATE_UP:
     case PP_PART_DOWN: {
@@ -405,15 +411,21 @@ const uint8_t *pp_tile_part(pp_context *c, int layer, pp_part part, int index) {
         const uint64_t gate = pp_matrix_geometry(width, d->dim, d->group).bytes;
         tile += d->n_heads + d->n_kv_heads;
         offset = part == PP_PART_DOWN ? 2 * gate : 0;
-        bytes = part == PP_PART_DOWN
-                    ? pp_matrix_geometry(d->dim, width, d->group).bytes
-                    : 2 * gate;
+        *bytes = part == PP_PART_DOWN
+                     ? pp_matrix_geometry(d->dim, width, d->group).bytes
+                     : 2 * gate;
         break;
     }
     }
+    *file_offset =
+        c->weights.tile_offset[(size_t)layer * pp_tiles_per_layer(d) + tile] + offset;
+}
 
-    const size_t slot = (size_t)layer * pp_tiles_per_layer(d) + tile;
-    const uint64_t file_offset = c->weights.tile_offset[slot] + offset;
+const uint8_t *pp_tile_part(pp_context *c, int layer, pp_part part, int index) {
+    const pp_dims *d = &c->dims;
+    uint64_t file_offset, bytes;
+    pp_tile_part_range(c, layer, part, index, &file_offset, &bytes);
+
     const uint8_t *p;
     if (c->cache.enabled) {
         static const int pools[] = {PP_POOL_Q, PP_POOL_O, PP_POOL_KV,
@@ -422,7 +434,8 @@ const uint8_t *pp_tile_part(pp_context *c, int layer, pp_part part, int index) {
                                    : part <= PP_PART_O ? d->n_heads
                                                        : pp_mlp_tile_count(d);
         const pp_cache_span span = {file_offset, (size_t)bytes, 0};
-        p = pp_cache_get(c, pools[part], (int32_t)((uint64_t)layer * per_layer + (uint64_t)index),
+        p = pp_cache_get(c, pools[part],
+                         (int32_t)((uint64_t)layer * per_layer + (uint64_t)index),
                          &span, 1);
         if (!p)
             return NULL;
@@ -430,8 +443,16 @@ const uint8_t *pp_tile_part(pp_context *c, int layer, pp_part part, int index) {
         p = c->weights.data + file_offset;
     }
 
-    uint32_t *stamp = &c->weights.tile_stamp[2 * slot +
-                                             (part == PP_PART_O || part == PP_PART_DOWN)];
+    /* Count each part once per call: stamps per tile, one for the first
+     * part (q, k/v, gate/up) and one for the second (o, down). */
+    size_t tile = (size_t)index;
+    if (part == PP_PART_KV)
+        tile += d->n_heads;
+    else if (part >= PP_PART_GATE_UP)
+        tile += d->n_heads + d->n_kv_heads;
+    const size_t slot = (size_t)layer * pp_tiles_per_layer(d) + tile;
+    uint32_t *stamp = &c->weights.tile_stamp[2 * slot + (part == PP_PART_O ||
+                                                         part == PP_PART_DOWN)];
     if (*stamp != c->call_id) {
         *stamp = c->call_id;
         c->stats.weight_bytes_read += bytes;
@@ -447,6 +468,33 @@ void pp_parallel(pp_context *c, size_t n, void (*task)(void *, size_t),
     }
     for (size_t i = 0; i < n; i++)
         task(arg, i);
+}
+
+typedef struct heavy_run {
+    pp_context *c;
+    void (*task)(void *, size_t);
+    void *arg;
+    size_t reads;
+} heavy_run;
+
+/* Reads first, so that they start on some worker before the compute. */
+static void heavy_task(void *arg, size_t index) {
+    const heavy_run *h = arg;
+    if (index < h->reads)
+        pp_cache_prefetch_read(h->c, index);
+    else
+        h->task(h->arg, index - h->reads);
+}
+
+void pp_parallel_heavy(pp_context *c, size_t n, void (*task)(void *, size_t),
+                       void *arg) {
+    if (c->cache.n_prefetch == 0) {
+        pp_parallel(c, n, task, arg);
+        return;
+    }
+    heavy_run h = {c, task, arg, (size_t)c->cache.n_prefetch};
+    pp_parallel(c, h.reads + n, heavy_task, &h);
+    pp_cache_finish_prefetch(c);
 }
 
 pp_status pp_kept_get(const pp_context *c, int32_t layer, uint8_t *head_kept,

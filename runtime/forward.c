@@ -132,7 +132,7 @@ typedef struct row_batch {
 
 static void row_batch_flush(pp_context *c, row_batch *b) {
     if (b->count > 0)
-        pp_parallel(c, b->count, row_task, &b->run);
+        pp_parallel_heavy(c, b->count, row_task, &b->run);
     b->count = 0;
     pp_cache_unpin(c);
 }
@@ -207,7 +207,7 @@ static void run_columns(pp_context *c, const column_unit *units, size_t n_units,
     if (job.rows_per_task < 8)
         job.rows_per_task = 8;
     tasks = (rows + job.rows_per_task - 1) / job.rows_per_task;
-    pp_parallel(c, tasks, column_task, &job);
+    pp_parallel_heavy(c, tasks, column_task, &job);
 }
 
 /* Units of a column product collected for one run; when the tile cache
@@ -687,6 +687,10 @@ static pp_status run_forward(pp_context *c, const int32_t *tokens, int n_seq,
         else if (update_history && pruned_layer)
             pp_history_update_attention(c, l, n_seq, n_tok, pos);
 
+        /* Decoding with a fixed kept set: read the next layer's kept parts
+         * while this layer's MLP computes. */
+        if (c->cache.enabled && !probing && !calibrating)
+            pp_cache_plan_prefetch(c, l + 1);
         if (probing && pruned_layer)
             pp_probe_mlp(c, l, n_seq, n_tok, pos);
         if (c->io_status != PP_OK)

@@ -37,6 +37,15 @@ typedef struct pp_calibration {
     uint64_t *slot_count;           /* [history_len] windows seen per slot */
 } pp_calibration;
 
+/* The parts of a tile that are read separately (see format.h). */
+typedef enum pp_part {
+    PP_PART_Q,        /* head tile: q rows */
+    PP_PART_O,        /* head tile: o columns */
+    PP_PART_KV,       /* kv tile: k and v rows */
+    PP_PART_GATE_UP,  /* MLP tile: gate and up rows */
+    PP_PART_DOWN,     /* MLP tile: down columns */
+} pp_part;
+
 /* Tile cache for read sources (tile_cache.c): one pool per kind of part. */
 enum {
     PP_POOL_Q, PP_POOL_O, PP_POOL_KV, PP_POOL_GATE_UP, PP_POOL_DOWN,
@@ -53,11 +62,21 @@ typedef struct pp_cache_pool {
     int32_t *item_slot;    /* [n_items] slot of the item, or -1 */
 } pp_cache_pool;
 
+/* A planned read of one part into a reserved slot. */
+typedef struct pp_prefetch {
+    int pool;
+    int32_t slot;
+    uint64_t offset, bytes;
+    pp_status status;
+} pp_prefetch;
+
 typedef struct pp_tile_cache {
     int enabled;
     pp_cache_pool pool[PP_POOL_COUNT];
     uint32_t clock, epoch;
-    uint64_t hits, misses, backing_bytes;
+    uint64_t hits, misses, backing_bytes, prefetched;
+    pp_prefetch *prefetch;  /* [one layer's parts] planned reads */
+    int n_prefetch;
 } pp_tile_cache;
 
 /* A byte range of the file and where it goes in a cache slot. */
@@ -76,6 +95,15 @@ void pp_cache_unpin(pp_context *c);
 const uint8_t *pp_cache_get(pp_context *c, int p, int32_t item,
                             const pp_cache_span *spans, int n_spans);
 size_t pp_classifier_block_rows(void);
+
+/* Prefetch of a layer's kept parts during the next heavy parallel run. */
+void pp_cache_plan_prefetch(pp_context *c, int layer);
+void pp_cache_prefetch_read(pp_context *c, size_t index);
+void pp_cache_finish_prefetch(pp_context *c);
+
+/* File offset and size of a tile part. */
+void pp_tile_part_range(const pp_context *c, int layer, pp_part part, int index,
+                        uint64_t *offset, uint64_t *bytes);
 
 /* The Probe Pruning state. */
 typedef struct pp_pruning {
@@ -158,14 +186,6 @@ static inline const float *pp_down_column_stats(const pp_context *c, int layer) 
     return pp_o_column_stats(c, layer) + 3 * (size_t)c->info.dim;  /* [3][hidden] */
 }
 
-/* The parts of a tile that are read separately (see format.h). */
-typedef enum pp_part {
-    PP_PART_Q,        /* head tile: q rows */
-    PP_PART_O,        /* head tile: o columns */
-    PP_PART_KV,       /* kv tile: k and v rows */
-    PP_PART_GATE_UP,  /* MLP tile: gate and up rows */
-    PP_PART_DOWN,     /* MLP tile: down columns */
-} pp_part;
 
 /*
  * Returns a pointer to `part` of tile `index` (a head, kv head or MLP tile
@@ -181,6 +201,10 @@ const uint8_t *pp_tile_part(pp_context *c, int layer, pp_part part, int index);
 /* Runs task(arg, i) for i < n on the context's workers. */
 void pp_parallel(pp_context *c, size_t n, void (*task)(void *, size_t),
                  void *arg);
+/* The same for a long run: planned prefetch reads ride along as extra
+ * tasks, so a free worker reads while the others compute. */
+void pp_parallel_heavy(pp_context *c, size_t n, void (*task)(void *, size_t),
+                       void *arg);
 
 /* Logs through the hook installed with pp_set_log. */
 void pp_log(const char *message);

@@ -106,7 +106,7 @@ static pp_status parse_config(const uint8_t *h, pp_model_file *file) {
         vocab > MAX_VOCAB || seq_len == 0 || seq_len > MAX_SEQ_LEN ||
         tile == 0 || tile > hidden || group == 0 || group > MAX_GROUP ||
         !is_power_of_two(alignment) || alignment < MIN_ALIGNMENT ||
-        alignment > MAX_ALIGNMENT || (flags & ~3u) != 0 || bos >= vocab ||
+        alignment > MAX_ALIGNMENT || (flags & ~7u) != 0 || bos >= vocab ||
         eos >= vocab)
         return PP_ERR_CORRUPT;
     if (!isfinite(theta) || theta <= 0.0f || !isfinite(eps) || eps <= 0.0f ||
@@ -129,6 +129,8 @@ static pp_status parse_config(const uint8_t *h, pp_model_file *file) {
     info->eos_id = (int32_t)eos;
     info->shared_classifier = (flags & PP_FLAG_SHARED_CLASSIFIER) != 0;
     info->synthetic = (flags & PP_FLAG_SYNTHETIC) != 0;
+    file->tokenizer_kind = (flags & PP_FLAG_TOKENIZER_BPE) ? PP_TOKENIZER_BPE
+                                                           : PP_TOKENIZER_LLAMA2C;
     info->rope_theta = theta;
     info->norm_eps = eps;
 
@@ -265,9 +267,10 @@ static pp_status check_tokenizer(const pp_source *source, pp_model_file *file) {
      * source it happens at pp_init, once the section is in the arena. */
     if (!source->data)
         return PP_OK;
-    return pp_tokenizer_validate((const uint8_t *)source->data + s->offset,
-                                 (size_t)s->size, file->info.vocab_size,
-                                 &file->tokenizer_text_bytes);
+    return pp_tokenizer_validate_kind(
+        (pp_tokenizer_kind)file->tokenizer_kind,
+        (const uint8_t *)source->data + s->offset, (size_t)s->size,
+        file->info.vocab_size, &file->tokenizer_text_bytes);
 }
 
 pp_status pp_model_parse(const pp_source *source, int verify_weights,

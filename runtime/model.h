@@ -19,6 +19,7 @@ typedef struct pp_model_file {
     pp_dims dims;
     pp_section section[PP_SECTION_COUNT_MAX];
     size_t tokenizer_text_bytes;  /* sum of token lengths */
+    int tokenizer_kind;           /* pp_tokenizer_kind, from the flags */
 } pp_model_file;
 
 /*

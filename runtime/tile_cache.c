@@ -28,6 +28,8 @@
 #include "internal.h"
 
 #define CLASSIFIER_BLOCK_ROWS 256
+/* slot_pin of a slot reserved for a planned read that has not run yet. */
+#define PREFETCH_PIN 0xFFFFFFFFu
 
 /* Bytes of one item of each pool (the largest, for MLP tiles). */
 static uint64_t pool_item_bytes(const pp_context *c, int pool) {
@@ -125,7 +127,7 @@ static int32_t choose_victim(const pp_context *c, int p) {
     for (int32_t s = 0; s < pool->n_slots; s++) {
         if (pool->slot_item[s] < 0)
             return s;
-        if (pool->slot_pin[s] == c->cache.epoch)
+        if (pool->slot_pin[s] == c->cache.epoch || pool->slot_pin[s] == PREFETCH_PIN)
             continue;
         if (!item_kept(c, p, pool->slot_item[s])) {
             if (pruned < 0 || pool->slot_used[s] < pool->slot_used[pruned])
@@ -153,6 +155,13 @@ const uint8_t *pp_cache_get(pp_context *c, int p, int32_t item,
     pp_cache_pool *pool = &cache->pool[p];
     int32_t s = pool->item_slot[item];
 
+    if (s >= 0 && pool->slot_pin[s] == PREFETCH_PIN) {
+        /* Planned but not read yet: do the planned reads now. */
+        for (int i = 0; i < cache->n_prefetch; i++)
+            pp_cache_prefetch_read(c, (size_t)i);
+        pp_cache_finish_prefetch(c);
+        s = pool->item_slot[item];
+    }
     if (s >= 0) {
         cache->hits++;
     } else {
@@ -180,4 +189,103 @@ const uint8_t *pp_cache_get(pp_context *c, int p, int32_t item,
     pool->slot_used[s] = ++cache->clock;
     pool->slot_pin[s] = cache->epoch;
     return pool->slots + (size_t)s * pool->slot_bytes;
+}
+
+/* ---- Prefetch ------------------------------------------------------------ */
+
+/*
+ * While decoding with a fixed kept set, the parts of the next layer are
+ * known before it runs. pp_cache_plan_prefetch reserves slots for the
+ * missing ones (at most half of each pool, never a slot pinned by the
+ * current operation), and their reads then run as extra tasks of the next
+ * heavy parallel run (pp_parallel_heavy), on whichever worker is free,
+ * while the others compute. With one thread the reads simply run first.
+ */
+static void reserve(pp_context *c, int p, int32_t item, uint64_t offset,
+                    uint64_t bytes, int *reserved) {
+    pp_tile_cache *cache = &c->cache;
+    pp_cache_pool *pool = &cache->pool[p];
+    if (pool->item_slot[item] >= 0 || *reserved >= pool->n_slots / 2)
+        return;
+    const int32_t s = choose_victim(c, p);
+    if (s < 0 || pool->slot_pin[s] == PREFETCH_PIN)
+        return;
+    if (pool->slot_item[s] >= 0)
+        pool->item_slot[pool->slot_item[s]] = -1;
+    pool->slot_item[s] = item;
+    pool->item_slot[item] = s;
+    pool->slot_pin[s] = PREFETCH_PIN;
+    pool->slot_used[s] = ++cache->clock;
+
+    pp_prefetch *f = &cache->prefetch[cache->n_prefetch++];
+    f->pool = p;
+    f->slot = s;
+    f->offset = offset;
+    f->bytes = bytes;
+    f->status = PP_OK;
+    (*reserved)++;
+}
+
+void pp_cache_plan_prefetch(pp_context *c, int layer) {
+    const pp_dims *d = &c->dims;
+    int reserved[PP_POOL_COUNT] = {0};
+    if (!c->cache.enabled || layer >= c->info.n_layers)
+        return;
+
+    const uint8_t *heads = c->pruning.head_kept + (size_t)layer * d->n_heads;
+    const uint8_t *tiles = c->pruning.tile_kept + (size_t)layer * pp_mlp_tile_count(d);
+    for (int h = 0; h < (int)d->n_kv_heads; h++) {
+        uint64_t offset, bytes;
+        pp_tile_part_range(c, layer, PP_PART_KV, h, &offset, &bytes);
+        reserve(c, PP_POOL_KV, (int32_t)((uint64_t)layer * d->n_kv_heads + (uint64_t)h),
+                offset, bytes, &reserved[PP_POOL_KV]);
+    }
+    for (int h = 0; h < (int)d->n_heads; h++) {
+        if (!heads[h])
+            continue;
+        const int32_t item = (int32_t)((uint64_t)layer * d->n_heads + (uint64_t)h);
+        uint64_t offset, bytes;
+        pp_tile_part_range(c, layer, PP_PART_Q, h, &offset, &bytes);
+        reserve(c, PP_POOL_Q, item, offset, bytes, &reserved[PP_POOL_Q]);
+        pp_tile_part_range(c, layer, PP_PART_O, h, &offset, &bytes);
+        reserve(c, PP_POOL_O, item, offset, bytes, &reserved[PP_POOL_O]);
+    }
+    for (int t = 0; t < (int)pp_mlp_tile_count(d); t++) {
+        if (!tiles[t])
+            continue;
+        const int32_t item = (int32_t)((uint64_t)layer * pp_mlp_tile_count(d) + (uint64_t)t);
+        uint64_t offset, bytes;
+        pp_tile_part_range(c, layer, PP_PART_GATE_UP, t, &offset, &bytes);
+        reserve(c, PP_POOL_GATE_UP, item, offset, bytes, &reserved[PP_POOL_GATE_UP]);
+        pp_tile_part_range(c, layer, PP_PART_DOWN, t, &offset, &bytes);
+        reserve(c, PP_POOL_DOWN, item, offset, bytes, &reserved[PP_POOL_DOWN]);
+    }
+}
+
+/* Runs on a worker: one planned read. */
+void pp_cache_prefetch_read(pp_context *c, size_t index) {
+    pp_prefetch *f = &c->cache.prefetch[index];
+    pp_cache_pool *pool = &c->cache.pool[f->pool];
+    f->status = read_retrying(c->source, f->offset,
+                              pool->slots + (size_t)f->slot * pool->slot_bytes,
+                              (size_t)f->bytes);
+}
+
+/* After the run: failed reads free their slot (a later demand read retries
+ * and reports), the others become ordinary cached parts. */
+void pp_cache_finish_prefetch(pp_context *c) {
+    pp_tile_cache *cache = &c->cache;
+    for (int i = 0; i < cache->n_prefetch; i++) {
+        const pp_prefetch *f = &cache->prefetch[i];
+        pp_cache_pool *pool = &cache->pool[f->pool];
+        pool->slot_pin[f->slot] = 0;
+        if (f->status != PP_OK) {
+            pool->item_slot[pool->slot_item[f->slot]] = -1;
+            pool->slot_item[f->slot] = -1;
+            continue;
+        }
+        cache->backing_bytes += f->bytes;
+        cache->prefetched++;
+    }
+    cache->n_prefetch = 0;
 }

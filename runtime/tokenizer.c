@@ -311,6 +311,7 @@ pp_status pp_tokenizer_load(pp_tokenizer *tokenizer, pp_arena *arena,
         }
     }
 
+    tokenizer->kind = PP_TOKENIZER_LLAMA2C;
     tokenizer->vocab_size = vocab_size;
     tokenizer->max_token_length = read_u32_le(section);
     tokenizer->bos_id = bos_id;
@@ -466,6 +467,9 @@ static void merge_segments(const pp_tokenizer *tokenizer, int32_t *tokens,
 pp_status pp_tokenizer_encode(const pp_tokenizer *tokenizer, const char *text,
                               size_t length, int bos, int32_t *tokens,
                               int32_t capacity, int32_t *n_tokens) {
+    if (tokenizer && tokenizer->kind == PP_TOKENIZER_BPE)
+        return pp_bpe_encode(tokenizer, text, length, bos, tokens, capacity,
+                             n_tokens);
     if (!n_tokens)
         return PP_ERR_INVALID_ARGUMENT;
     *n_tokens = 0;
@@ -531,6 +535,8 @@ pp_status pp_tokenizer_encode(const pp_tokenizer *tokenizer, const char *text,
 const char *pp_tokenizer_decode(const pp_tokenizer *tokenizer,
                                 int32_t previous, int32_t token,
                                 size_t *length) {
+    if (tokenizer && tokenizer->kind == PP_TOKENIZER_BPE)
+        return pp_bpe_decode(tokenizer, token, length);
     if (!tokenizer || token < 0 || token >= tokenizer->vocab_size)
         return NULL;
 
@@ -550,4 +556,26 @@ const char *pp_tokenizer_decode(const pp_tokenizer *tokenizer,
     if (length)
         *length = piece_length;
     return (const char *)piece;
+}
+
+/* ---- Dispatch by section kind --------------------------------------------- */
+
+pp_status pp_tokenizer_validate_kind(pp_tokenizer_kind kind,
+                                     const uint8_t *section, size_t size,
+                                     int32_t vocab_size, size_t *text_bytes) {
+    if (kind == PP_TOKENIZER_BPE)
+        return pp_bpe_validate(section, size, vocab_size, text_bytes);
+    return pp_tokenizer_validate(section, size, vocab_size, text_bytes);
+}
+
+pp_status pp_tokenizer_load_kind(pp_tokenizer_kind kind,
+                                 pp_tokenizer *tokenizer, pp_arena *arena,
+                                 const uint8_t *section, size_t size,
+                                 int32_t vocab_size, int32_t bos_id,
+                                 int32_t eos_id) {
+    if (kind == PP_TOKENIZER_BPE)
+        return pp_bpe_load(tokenizer, arena, section, size, vocab_size, bos_id,
+                           eos_id);
+    return pp_tokenizer_load(tokenizer, arena, section, size, vocab_size,
+                             bos_id, eos_id);
 }

@@ -1,0 +1,298 @@
+/*
+ * test_streaming.c - weights from a read source through the tile cache: the
+ * same logits as from memory, and proof from an instrumented source that
+ * decoding never reads a pruned tile.
+ */
+#include <math.h>
+
+#include "internal.h"
+#include "model_fixture.h"
+
+static fixture_model model;
+static int have_model;
+
+/* A read source over the converted bytes that logs every range read. */
+typedef struct logged_read {
+    uint64_t offset, length;
+} logged_read;
+
+typedef struct read_log {
+    const uint8_t *bytes;
+    logged_read *reads;
+    size_t count, capacity;
+    int fail_after;  /* fail reads once this many succeeded; -1 never */
+} read_log;
+
+static pp_status logged_source_read(void *user, uint64_t offset, void *dst,
+                                    size_t length) {
+    read_log *log = user;
+    if (log->fail_after >= 0 && (int)log->count >= log->fail_after)
+        return PP_ERR_IO;
+    if (log->count == log->capacity) {
+        log->capacity = log->capacity ? 2 * log->capacity : 1024;
+        log->reads = realloc(log->reads, log->capacity * sizeof *log->reads);
+    }
+    log->reads[log->count++] = (logged_read){offset, length};
+    memcpy(dst, log->bytes + offset, length);
+    return PP_OK;
+}
+
+static pp_context *streaming_context(read_log *log, pp_source *source,
+                                     uint64_t cache_bytes, void **arena) {
+    memset(log, 0, sizeof *log);
+    log->bytes = model.bytes;
+    log->fail_after = -1;
+    source->data = NULL;
+    source->size = model.size;
+    source->read = logged_source_read;
+    source->user = log;
+
+    pp_options o;
+    memset(&o, 0, sizeof o);
+    o.max_batch = 8;
+    o.max_tokens = 128;
+    o.tile_cache_bytes = cache_bytes;
+    size_t bytes = 0;
+    pp_status st = pp_arena_size(source, &o, &bytes);
+    CHECKF(st == PP_OK, "pp_arena_size: %s", pp_status_string(st));
+    *arena = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    pp_context *ctx = NULL;
+    st = pp_init(&ctx, *arena, bytes, source, &o);
+    CHECKF(st == PP_OK, "pp_init: %s", pp_status_string(st));
+    return ctx;
+}
+
+static void calibrate(pp_context *ctx, const int32_t *calib) {
+    int32_t inputs[8 * 128];
+    for (int b = 0; b < 16; b++) {
+        for (int r = 0; r < 8; r++)
+            memcpy(inputs + r * 128, calib + (b * 8 + r) * 129, 128 * sizeof(int32_t));
+        CHECK(pp_calibrate(ctx, inputs, 8, 128) == PP_OK);
+    }
+}
+
+static void real_model_converts(void) { have_model = fixture_load(&model, 0); }
+
+/* Memory, a cache holding everything, and a one-slot cache give bitwise
+ * the same logits for a probed batch and decode steps. */
+static void read_source_matches_memory(void) {
+    if (!have_model)
+        return;
+    size_t n;
+    int32_t *calib = fixture_reference("reference/c_calib_tokens.i32", &n);
+    int32_t *batch = fixture_reference("reference/c_batch0_tokens.i32", &n);
+    if (!calib || !batch)
+        return;
+    float *expected = malloc(sizeof(float) * 512 * 4);
+    float *logits = malloc(sizeof(float) * 512 * 4);
+    /* Memory, then caches of one slot per pool, a third of the weights
+     * (prefetch runs), everything; 2 threads so prefetch reads overlap. */
+    const uint64_t caches[] = {0, 0, 120000, 1u << 30};
+    pp_pool *pool = NULL;
+    CHECK(pp_pool_create(&pool, 2) == 0);
+
+    for (int run = 0; run < 4; run++) {
+        void *arena;
+        read_log log;
+        pp_source source;
+        pp_context *ctx = run == 0
+            ? fixture_context(&model, 8, 128, pp_pool_workers(NULL), NULL, &arena)
+            : streaming_context(&log, &source, caches[run], &arena);
+        ctx->workers = pp_pool_workers(pool);
+        ctx->n_threads = 2;
+        calibrate(ctx, calib);
+        pp_prune_config cfg;
+        pp_prune_defaults(pp_info(ctx), &cfg);
+        cfg.ratio = 0.4f;
+        cfg.whole_tiles = 1;
+        CHECK(pp_set_pruning(ctx, &cfg) == PP_OK);
+
+        float *out = run == 0 ? expected : logits;
+        CHECK(pp_forward(ctx, batch, 1, 64, 0, PP_PROBE | PP_LAST_LOGITS, out) == PP_OK);
+        for (int i = 1; i < 4; i++)
+            CHECK(pp_forward(ctx, batch + 63 + i, 1, 1, 63 + i, PP_LAST_LOGITS,
+                             out + 512 * i) == PP_OK);
+        if (run > 0) {
+            CHECKF(memcmp(expected, logits, sizeof(float) * 512 * 4) == 0,
+                   "cache of %llu bytes changes the logits",
+                   (unsigned long long)caches[run]);
+            free(log.reads);
+        }
+        if (run == 2)
+            CHECKF(ctx->cache.prefetched > 0, "no part was prefetched");
+        free(arena);
+    }
+    pp_pool_destroy(pool);
+    free(expected);
+    free(logits);
+    free(calib);
+    free(batch);
+}
+
+/* File range of one part (see pp_tile_part). */
+static void part_range(const pp_context *c, int layer, pp_part part, int index,
+                       uint64_t *begin, uint64_t *bytes) {
+    const pp_dims *d = &c->dims;
+    const uint64_t qkv = pp_matrix_geometry(d->head_dim, d->dim, d->group).bytes;
+    const uint64_t gate = pp_matrix_geometry(d->tile, d->dim, d->group).bytes;
+    size_t tile = (size_t)index;
+    uint64_t offset = 0;
+    switch (part) {
+    case PP_PART_Q: *bytes = qkv; break;
+    case PP_PART_O:
+        offset = qkv;
+        *bytes = pp_matrix_geometry(d->dim, d->head_dim, d->group).bytes;
+        break;
+    case PP_PART_KV: tile += d->n_heads; *bytes = 2 * qkv; break;
+    case PP_PART_GATE_UP: tile += d->n_heads + d->n_kv_heads; *bytes = 2 * gate; break;
+    case PP_PART_DOWN:
+        tile += d->n_heads + d->n_kv_heads;
+        offset = 2 * gate;
+        *bytes = pp_matrix_geometry(d->dim, d->tile, d->group).bytes;
+        break;
+    }
+    *begin = c->weights.tile_offset[(size_t)layer * pp_tiles_per_layer(d) + tile] + offset;
+}
+
+static int overlaps(const read_log *log, size_t first, uint64_t begin, uint64_t bytes) {
+    for (size_t i = first; i < log->count; i++)
+        if (log->reads[i].offset < begin + bytes &&
+            begin < log->reads[i].offset + log->reads[i].length)
+            return 1;
+    return 0;
+}
+
+/*
+ * With a one-slot-per-kind cache every part a decode step needs is read
+ * again, so the reads of a step show exactly what decoding touches: no
+ * pruned part, and in bytes the kept parts, every k/v part, the classifier
+ * and one embedding row.
+ */
+static void decode_never_reads_pruned_tiles(void) {
+    if (!have_model)
+        return;
+    size_t n;
+    int32_t *calib = fixture_reference("reference/c_calib_tokens.i32", &n);
+    int32_t *batch = fixture_reference("reference/c_batch0_tokens.i32", &n);
+    if (!calib || !batch)
+        return;
+    void *arena;
+    read_log log;
+    pp_source source;
+    pp_context *ctx = streaming_context(&log, &source, 0, &arena);
+    calibrate(ctx, calib);
+    pp_prune_config cfg;
+    pp_prune_defaults(pp_info(ctx), &cfg);
+    cfg.ratio = 0.4f;
+    cfg.whole_tiles = 1;
+    CHECK(pp_set_pruning(ctx, &cfg) == PP_OK);
+
+    float logits[512];
+    CHECK(pp_forward(ctx, batch, 1, 64, 0, PP_PROBE | PP_LAST_LOGITS, logits) == PP_OK);
+
+    const pp_dims *d = &ctx->dims;
+    const uint64_t groups = pp_group_count(d->dim, d->group);
+    for (int step = 0; step < 4; step++) {
+        const size_t first = log.count;
+        pp_stats_reset(ctx);
+        CHECK(pp_forward(ctx, batch + 64 + step, 1, 1, 64 + step, PP_LAST_LOGITS,
+                         logits) == PP_OK);
+
+        uint64_t expected = d->vocab_size * d->dim + 4 * d->vocab_size * groups +
+                            d->dim + 4 * groups;  /* classifier, embedding row */
+        int pruned_read = 0;
+        for (int l = 0; l < (int)d->n_layers; l++) {
+            uint8_t heads[8], chans[172];
+            pp_kept_get(ctx, l, heads, chans);
+            for (int h = 0; h < (int)d->n_heads; h++) {
+                for (pp_part part = PP_PART_Q; part <= PP_PART_O; part++) {
+                    uint64_t begin, bytes;
+                    part_range(ctx, l, part, h, &begin, &bytes);
+                    if (heads[h])
+                        expected += bytes;
+                    else
+                        pruned_read += overlaps(&log, first, begin, bytes);
+                }
+            }
+            for (int h = 0; h < (int)d->n_kv_heads; h++) {
+                uint64_t begin, bytes;
+                part_range(ctx, l, PP_PART_KV, h, &begin, &bytes);
+                expected += bytes;
+            }
+            for (int t = 0; t < (int)pp_mlp_tile_count(d); t++) {
+                for (pp_part part = PP_PART_GATE_UP; part <= PP_PART_DOWN; part++) {
+                    uint64_t begin, bytes;
+                    part_range(ctx, l, part, t, &begin, &bytes);
+                    if (chans[t * d->tile])
+                        expected += bytes;
+                    else
+                        pruned_read += overlaps(&log, first, begin, bytes);
+                }
+            }
+        }
+        pp_stats stats;
+        pp_stats_get(ctx, &stats);
+        CHECKF(pruned_read == 0, "step %d read %d pruned parts", step, pruned_read);
+        CHECKF(stats.backing_bytes_read == expected,
+               "step %d read %llu bytes from the source, expected %llu", step,
+               (unsigned long long)stats.backing_bytes_read,
+               (unsigned long long)expected);
+        CHECK(stats.cache_hits == 0);
+        CHECKF((double)stats.weight_bytes_read < 0.75 * (double)stats.weight_bytes_dense,
+               "step %d requested %llu of %llu dense bytes", step,
+               (unsigned long long)stats.weight_bytes_read,
+               (unsigned long long)stats.weight_bytes_dense);
+    }
+
+    /* A cache large enough for everything reads nothing more once warm. */
+    free(log.reads);
+    free(arena);
+    ctx = streaming_context(&log, &source, 1u << 30, &arena);
+    CHECK(pp_set_pruning(ctx, &cfg) == PP_OK);
+    CHECK(pp_forward(ctx, batch, 1, 64, 0, PP_PROBE | PP_LAST_LOGITS, logits) == PP_OK);
+    CHECK(pp_forward(ctx, batch + 64, 1, 1, 64, PP_LAST_LOGITS, logits) == PP_OK);
+    pp_stats_reset(ctx);
+    CHECK(pp_forward(ctx, batch + 65, 1, 1, 65, PP_LAST_LOGITS, logits) == PP_OK);
+    pp_stats stats;
+    pp_stats_get(ctx, &stats);
+    CHECKF(stats.backing_bytes_read == d->dim + 4 * groups,
+           "a warm full cache still read %llu bytes",
+           (unsigned long long)stats.backing_bytes_read);
+    CHECK(stats.cache_misses == 0 && stats.cache_hits > 0);
+
+    free(log.reads);
+    free(arena);
+    free(calib);
+    free(batch);
+}
+
+/* A source that fails mid-run: the call returns PP_ERR_IO, and once the
+ * source works again the context runs and matches a clean run. */
+static void failing_read_is_reported(void) {
+    if (!have_model)
+        return;
+    void *arena;
+    read_log log;
+    pp_source source;
+    pp_context *ctx = streaming_context(&log, &source, 0, &arena);
+    int32_t tokens[4] = {1, 403, 407, 261};
+    float logits[512], clean[512];
+    CHECK(pp_forward(ctx, tokens, 1, 4, 0, PP_LAST_LOGITS, clean) == PP_OK);
+
+    log.fail_after = (int)log.count + 10;
+    CHECK(pp_forward(ctx, tokens, 1, 4, 0, PP_LAST_LOGITS, logits) == PP_ERR_IO);
+    log.fail_after = -1;
+    CHECK(pp_forward(ctx, tokens, 1, 4, 0, PP_LAST_LOGITS, logits) == PP_OK);
+    CHECK(memcmp(clean, logits, sizeof logits) == 0);
+    free(log.reads);
+    free(arena);
+}
+
+int main(void) {
+    RUN(real_model_converts);
+    RUN(read_source_matches_memory);
+    RUN(decode_never_reads_pruned_tiles);
+    RUN(failing_read_is_reported);
+    fixture_free(&model);
+    return check_summary("test_streaming");
+}
