@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "dispatch.h"
@@ -27,6 +28,21 @@ _Noreturn void pp_die(const char *fmt, ...) {
     fputc('\n', stderr);
     va_end(ap);
     exit(1);
+}
+
+void pp_progress(size_t done, size_t total, const char *fmt, ...) {
+    /* A terminal gets one line rewritten in place; a log gets a line at
+     * every tenth of the work and at the end. */
+    const int tty = isatty(2);
+    if (!tty && done != total && (done * 10 / total) == ((done - 1) * 10 / total))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs(tty ? "\r" : "", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    if (!tty || done == total)
+        fputc('\n', stderr);
 }
 
 double pp_now(void) {
@@ -180,6 +196,7 @@ void pp_prune_options_init(pp_prune_options *p) {
     p->ema = 0.99f;
     p->fix_ratio = -1.0f;
     p->calib_batches = 16;
+    p->whole_tiles = -1;  /* the command's default */
     p->threads = 1;
 }
 
@@ -209,6 +226,13 @@ int pp_prune_option(pp_prune_options *p, int argc, char **argv, int *i) {
         p->ema = (float)pp_arg_float(a, v, 0.0, 1.0, 1);
     } else if (strcmp(a, "--tile") == 0) {
         p->round_to = (int)pp_arg_int(a, v, 1, 1 << 18);
+    } else if (strcmp(a, "--select") == 0) {
+        if (v && strcmp(v, "tiles") == 0)
+            p->whole_tiles = 1;
+        else if (v && strcmp(v, "channels") == 0)
+            p->whole_tiles = 0;
+        else
+            pp_die("invalid --select '%s': expected tiles or channels", v ? v : "");
     } else if (strcmp(a, "--whole-tiles") == 0) {
         p->whole_tiles = 1;
         return 1;
@@ -252,7 +276,11 @@ const char *pp_prune_help =
     "  --ema M               history momentum (default 0.99)\n"
     "  --tile T              pruned MLP channels per layer are a multiple of T\n"
     "                        (default: the file's tile)\n"
-    "  --whole-tiles         prune whole MLP tiles, so pruned tiles are never read\n"
+    "  --select tiles|channels\n"
+    "                        prune whole MLP tiles, so pruned tiles are never\n"
+    "                        read (default for generate and bench), or single\n"
+    "                        channels as the paper does (default for perplexity)\n"
+    "  --whole-tiles         the same as --select tiles\n"
     "  --no-history          score from the probe alone\n"
     "  --fix-ratio W         fixed fusion weight W in [0, 1] instead of p/(p+g)\n"
     "  --calib FILE          calibration text for the history and the static\n"
@@ -290,7 +318,7 @@ void pp_prune_apply(pp_session *s, const pp_prune_options *p, int S, int B,
     cfg.probe_rows = p->probe_rows;
     cfg.ema = p->ema;
     cfg.round_to = p->round_to;
-    cfg.whole_tiles = p->whole_tiles;
+    cfg.whole_tiles = p->whole_tiles > 0;
     cfg.use_history = !p->no_history;
     cfg.fix_ratio = p->fix_ratio;
     if (cfg.round_to > s->info.hidden_dim)
@@ -330,11 +358,9 @@ void pp_prune_apply(pp_session *s, const pp_prune_options *p, int S, int B,
             if (st != PP_OK)
                 pp_die("calibration failed: %s", pp_status_string(st));
             if (!quiet)
-                fprintf(stderr, "\rcalibrating on %s: batch %zu/%zu", p->calib,
-                        i + 1, batches);
+                pp_progress(i + 1, batches, "calibrating on %s: batch %zu/%zu (%.1f s)",
+                            p->calib, i + 1, batches, pp_now() - t0);
         }
-        if (!quiet)
-            fprintf(stderr, " (%.1f s)\n", pp_now() - t0);
         free(batch);
         free(inputs);
         free(stream.ids);

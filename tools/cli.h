@@ -25,7 +25,8 @@ typedef struct pp_prune_options {
     float ratio;
     int skip;               /* -1: the default for the model */
     float probe_positions, probe_rows, ema, fix_ratio;
-    int round_to, whole_tiles, no_history;
+    int round_to, no_history;
+    int whole_tiles;        /* -1: the command's default */
     const char *calib;
     int calib_batches;
     int threads;
@@ -37,6 +38,9 @@ extern const char *pp_prune_help;
 _Noreturn void pp_die(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 double pp_now(void);
+/* Prints "done of total" progress on stderr (done counts from 1). */
+void pp_progress(size_t done, size_t total, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 long pp_arg_int(const char *option, const char *value, long min, long max);
 double pp_arg_float(const char *option, const char *value, double min,
                     double max, int max_inclusive);

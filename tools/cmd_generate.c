@@ -89,6 +89,8 @@ int pp_cmd_generate(int argc, char **argv) {
                 n_generate, s.info.max_seq_len);
     }
 
+    if (prune.whole_tiles < 0)
+        prune.whole_tiles = 1;  /* decoding reads less with whole tiles */
     pp_prune_apply(&s, &prune, calib_S, calib_B, json);
     pp_stats_reset(s.ctx);
 
