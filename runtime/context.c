@@ -67,6 +67,25 @@ static pp_status resolve_options(const pp_model_info *info,
         out->max_batch > (1 << 16) || out->max_context > (1 << 24) ||
         out->history_len > (1 << 24) || out->workers.n_threads > 1024)
         return PP_ERR_INVALID_ARGUMENT;
+
+    /* The largest buffers, in 64-bit arithmetic: a plan whose sizes do not
+     * fit size_t (a 32-bit target) cannot be allocated. */
+    const uint64_t layers = (uint64_t)info->n_layers;
+    const uint64_t batch = (uint64_t)out->max_batch;
+    const uint64_t tokens = batch * (uint64_t)out->max_tokens;
+    const uint64_t ctx = (uint64_t)out->max_context;
+    const uint64_t wide = (uint64_t)(info->dim > info->hidden_dim ? info->dim
+                                                                  : info->hidden_dim);
+    const uint64_t largest[] = {
+        layers * batch * ctx * (uint64_t)(info->n_kv_heads * info->head_dim),
+        batch * (uint64_t)info->n_heads * ctx,
+        tokens * wide,
+        layers * (uint64_t)out->history_len * (uint64_t)(info->dim + info->hidden_dim),
+        out->tile_cache_bytes,
+    };
+    for (size_t i = 0; i < sizeof largest / sizeof *largest; i++)
+        if (largest[i] > (uint64_t)(SIZE_MAX / 16))
+            return PP_ERR_CAPACITY;
     return PP_OK;
 }
 
@@ -148,6 +167,7 @@ static void allocate_context(pp_context *c, pp_arena *a,
     p->mlp_history = pp_arena_alloc(a, layers * hist * hidden, F, 64);
     p->attn_bias = pp_arena_alloc(a, layers * dim, F, 64);
     p->mlp_bias = pp_arena_alloc(a, layers * dim, F, 64);
+    pp_global_allocate(c, a, d);
 
     pp_calibration *cal = &c->calibration;
     cal->attn_sum = pp_arena_alloc(a, layers * dim, sizeof(double), 64);
