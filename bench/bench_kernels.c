@@ -3,6 +3,7 @@
  * run, next to the machine's read bandwidth measured in the same run.
  *
  *   bench_kernels [--json FILE] [--threads N] [--quick] [--group G]
+ *                 [--cpu-time]
  *
  * For each variant and matrix size it times gemm_q8 with n = 1 (GEMV, the
  * decode step: reported as weight GB/s and GOP/s) and n = 8 and 64 (prefill
@@ -31,10 +32,24 @@
 
 /* ---- Timing and options ------------------------------------------------- */
 
-static double now_seconds(void) {
+static double clock_seconds(clockid_t clock) {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(clock, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static double now_seconds(void) {
+    return clock_seconds(CLOCK_MONOTONIC);
+}
+
+/* Set by --cpu-time: single-thread samples use the thread's CPU time. */
+static int single_thread_cpu_time;
+
+/* Returns the clock reading that timed samples on `n_threads` use. */
+static double sample_seconds(int n_threads) {
+    if (single_thread_cpu_time && n_threads == 1)
+        return clock_seconds(CLOCK_THREAD_CPUTIME_ID);
+    return now_seconds();
 }
 
 typedef struct options {
@@ -48,13 +63,18 @@ typedef struct options {
 static void usage(FILE *out) {
     fprintf(out,
             "usage: bench_kernels [--json FILE] [--threads N] [--quick] "
-            "[--group G]\n"
+            "[--group G] [--cpu-time]\n"
             "  --json FILE   also write the results as JSON to FILE\n"
             "  --threads N   threads of the multi-thread runs (default: "
             "online CPUs)\n"
             "  --quick       smaller matrices and buffers, shorter timing "
             "(for emulators)\n"
-            "  --group G     quantization group in values (default 32)\n");
+            "  --group G     quantization group in values (default 32)\n"
+            "  --cpu-time    time 1-thread runs with the thread's CPU time, "
+            "which leaves\n"
+            "                out time it waited for a CPU on a busy machine "
+            "(default:\n"
+            "                wall time)\n");
 }
 
 static int parse_options(int argc, char **argv, options *o) {
@@ -75,7 +95,7 @@ static int parse_options(int argc, char **argv, options *o) {
             char *end;
             const long t = strtol(value, &end, 10);
             if (*end || t < 1 || t > 1024) {
-                fprintf(stderr, "invalid --threads '%s': expected 1..1024\n",
+                fprintf(stderr, "invalid --threads '%s': expected 1 to 1024\n",
                         value);
                 return -1;
             }
@@ -85,12 +105,14 @@ static int parse_options(int argc, char **argv, options *o) {
             char *end;
             const long g = strtol(value, &end, 10);
             if (*end || g < 1 || g > 65536) {
-                fprintf(stderr, "invalid --group '%s': expected 1..65536\n",
+                fprintf(stderr, "invalid --group '%s': expected 1 to 65536\n",
                         value);
                 return -1;
             }
             o->group = (size_t)g;
             i++;
+        } else if (strcmp(arg, "--cpu-time") == 0) {
+            single_thread_cpu_time = 1;
         } else if (strcmp(arg, "--quick") == 0) {
             o->quick = 1;
             o->min_seconds = 0.05;
@@ -98,7 +120,8 @@ static int parse_options(int argc, char **argv, options *o) {
             usage(stdout);
             exit(0);
         } else {
-            fprintf(stderr, "unknown or incomplete option '%s'\n", arg);
+            fprintf(stderr, "invalid option '%s': unknown, or missing its "
+                            "value\n", arg);
             usage(stderr);
             return -1;
         }
@@ -106,10 +129,29 @@ static int parse_options(int argc, char **argv, options *o) {
     return 0;
 }
 
+/* ---- Timing statistics -------------------------------------------------- */
+
+static int compare_doubles(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Returns the median of samples[0..count), sorting them. */
+static double median(double *samples, size_t count) {
+    qsort(samples, count, sizeof *samples, compare_doubles);
+    return count % 2 ? samples[count / 2]
+                     : 0.5 * (samples[count / 2 - 1] + samples[count / 2]);
+}
+
+enum { MAX_SAMPLES = 512 };
+
 /* ---- Read bandwidth ----------------------------------------------------- */
 
+/* A plain sum over bytes [begin, begin + bytes) of the buffer, split into
+ * `chunks` pool tasks. */
 typedef struct read_job {
     const uint64_t *data;
+    size_t begin_word;
     size_t words;
     size_t chunks;
     uint64_t sums[256];
@@ -118,7 +160,7 @@ typedef struct read_job {
 static void read_task(void *arg, size_t index) {
     read_job *job = arg;
     const size_t per_chunk = job->words / job->chunks;
-    const uint64_t *p = job->data + index * per_chunk;
+    const uint64_t *p = job->data + job->begin_word + index * per_chunk;
     /* Four independent sums so the adds never limit the load rate. */
     uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     for (size_t i = 0; i + 4 <= per_chunk; i += 4) {
@@ -130,30 +172,40 @@ static void read_task(void *arg, size_t index) {
     job->sums[index] = s0 + s1 + s2 + s3;
 }
 
-/* Returns the best of 5 passes in GB/s (1e9 bytes per second). */
-static double measure_read_bandwidth(pp_workers workers, uint64_t *buffer,
-                                     size_t bytes) {
-    static read_job job;
-    job.data = buffer;
-    job.words = bytes / sizeof(uint64_t);
-    job.chunks = workers.n_threads == 1 ? 1 : 64;
+/* The buffer the read bandwidth is measured on, far larger than any cache. */
+typedef struct read_buffer {
+    uint64_t *data;
+    size_t bytes;
+    size_t next;  /* byte offset of the next paired read */
+    uint64_t checksum;
+} read_buffer;
 
-    double best = 0.0;
-    uint64_t check = 0;
-    for (int pass = 0; pass < 5; pass++) {
-        const double start = now_seconds();
-        workers.run(workers.pool, job.chunks, read_task, &job);
-        const double seconds = now_seconds() - start;
-        for (size_t i = 0; i < job.chunks; i++)
-            check += job.sums[i];
-        const double rate = (double)bytes / seconds / 1e9;
-        if (rate > best)
-            best = rate;
-    }
-    /* Printing the sum keeps the compiler from dropping the reads. */
-    if (check == 42)
-        printf(" ");
-    return best;
+/* Sums `bytes` bytes from byte `begin` on `workers`; returns the seconds. */
+static double time_read(pp_workers workers, read_buffer *buffer, size_t begin,
+                        size_t bytes) {
+    static read_job job;
+    job.data = buffer->data;
+    job.begin_word = begin / sizeof(uint64_t);
+    job.words = bytes / sizeof(uint64_t);
+    job.chunks = workers.n_threads == 1 ? 1 : 4 * (size_t)workers.n_threads;
+    if (job.chunks > 256)
+        job.chunks = 256;
+
+    const double start = sample_seconds(workers.n_threads);
+    workers.run(workers.pool, job.chunks, read_task, &job);
+    const double seconds = sample_seconds(workers.n_threads) - start;
+    for (size_t i = 0; i < job.chunks; i++)
+        buffer->checksum += job.sums[i];
+    return seconds;
+}
+
+/* Returns the median over 7 passes over the whole buffer, in GB/s. */
+static double measure_read_bandwidth(pp_workers workers, read_buffer *buffer) {
+    double rates[7];
+    for (int pass = 0; pass < 7; pass++)
+        rates[pass] = (double)buffer->bytes /
+                      time_read(workers, buffer, 0, buffer->bytes) / 1e9;
+    return median(rates, 7);
 }
 
 /* ---- gemm_q8 ------------------------------------------------------------ */
@@ -183,6 +235,7 @@ static const matrix_size quick_sizes[] = {
 /* Operands of one size; the weights exist in `copies` copies. */
 typedef struct operands {
     size_t m, k, group, groups, n_max, copies;
+    size_t weight_bytes;  /* of one copy: int8 values and float scales */
     int8_t *w;
     float *ws;
     int8_t *x;
@@ -217,6 +270,7 @@ static int operands_alloc(operands *o, size_t m, size_t k, size_t group,
     o->groups = pp_group_count(k, group);
     o->n_max = n_max;
     o->copies = copies;
+    o->weight_bytes = m * k + m * o->groups * sizeof(float);
     o->w = malloc(copies * m * k);
     o->ws = malloc(copies * m * o->groups * sizeof(float));
     o->x = malloc(n_max * k);
@@ -226,8 +280,12 @@ static int operands_alloc(operands *o, size_t m, size_t k, size_t group,
         operands_free(o);
         return -1;
     }
-    for (size_t i = 0; i < copies * m * k; i++)
-        o->w[i] = (int8_t)((int)(fill_next() % 255) - 127);
+    /* Random bytes, four per generator step. */
+    for (size_t i = 0; i < copies * m * k; i += 4) {
+        const uint32_t r = fill_next();
+        for (size_t b = 0; b < 4 && i + b < copies * m * k; b++)
+            o->w[i + b] = (int8_t)((int)((r >> (8 * b)) & 0xff) % 255 - 127);
+    }
     for (size_t i = 0; i < copies * m * o->groups; i++)
         o->ws[i] = 0.001f + (float)(fill_next() % 1000) * 1e-5f;
     for (size_t i = 0; i < n_max * k; i++)
@@ -245,6 +303,7 @@ typedef struct gemm_job {
     size_t n;
     size_t copy;
     size_t rows_per_task;
+    size_t tasks;
 } gemm_job;
 
 static void gemm_task(void *arg, size_t index) {
@@ -259,32 +318,132 @@ static void gemm_task(void *arg, size_t index) {
               o->groups, o->y + begin, o->m, 0);
 }
 
-/* Returns the mean seconds per call over at least min_seconds, after one
- * warm-up call. */
-static double time_gemm(pp_gemm_q8_fn gemm, const operands *o, size_t n,
-                        pp_workers workers, double min_seconds) {
-    gemm_job job = {gemm, o, n, 0, o->m};
-    size_t tasks = 1;
-    if (workers.n_threads > 1) {
-        /* 4 slices per thread evens out the load; at least 16 rows each. */
-        size_t rows = (o->m + 4 * (size_t)workers.n_threads - 1) /
-                      (4 * (size_t)workers.n_threads);
+static gemm_job make_gemm_job(pp_gemm_q8_fn gemm, const operands *o, size_t n,
+                              int n_threads) {
+    gemm_job job = {gemm, o, n, 0, o->m, 1};
+    if (n_threads > 1) {
+        /* 4 slices per thread even out the load; at least 16 rows each. */
+        size_t rows = (o->m + 4 * (size_t)n_threads - 1) /
+                      (4 * (size_t)n_threads);
         rows = rows < 16 ? 16 : (rows + 15) / 16 * 16;
         job.rows_per_task = rows;
-        tasks = (o->m + rows - 1) / rows;
+        job.tasks = (o->m + rows - 1) / rows;
     }
+    return job;
+}
 
-    workers.run(workers.pool, tasks, gemm_task, &job);
-    size_t calls = 0;
-    const double start = now_seconds();
-    double elapsed;
-    do {
-        job.copy = (job.copy + 1) % o->copies;
-        workers.run(workers.pool, tasks, gemm_task, &job);
-        calls++;
-        elapsed = now_seconds() - start;
-    } while (elapsed < min_seconds || calls < 3);
-    return elapsed / (double)calls;
+/* Returns how many calls of about `seconds` each make one timed sample of
+ * at least 200 microseconds, so the clock's resolution does not matter. */
+static size_t calls_per_sample(double seconds) {
+    const double target = 200e-6;
+    return seconds >= target ? 1 : (size_t)(target / seconds) + 1;
+}
+
+/* Returns the median seconds per call, with the weights of every call in
+ * cache as far as they fit (always copy 0). */
+static double time_gemm(pp_gemm_q8_fn gemm, const operands *o, size_t n,
+                        pp_workers workers, double min_seconds) {
+    gemm_job job = make_gemm_job(gemm, o, n, workers.n_threads);
+
+    double start = now_seconds();
+    workers.run(workers.pool, job.tasks, gemm_task, &job);
+    const size_t batch = calls_per_sample(now_seconds() - start);
+
+    double samples[MAX_SAMPLES];
+    size_t count = 0;
+    start = now_seconds();
+    while (count < MAX_SAMPLES &&
+           (count < 5 || now_seconds() - start < min_seconds)) {
+        const double t0 = sample_seconds(workers.n_threads);
+        for (size_t c = 0; c < batch; c++)
+            workers.run(workers.pool, job.tasks, gemm_task, &job);
+        samples[count++] =
+            (sample_seconds(workers.n_threads) - t0) / (double)batch;
+    }
+    return median(samples, count);
+}
+
+/*
+ * GEMV with the weights coming from memory: every call uses the next of the
+ * copies, which together exceed the caches. Each sample of calls is paired
+ * with a plain read of as many bytes from the bandwidth buffer, right
+ * before it, so both see the same load from other processes. Returns the
+ * median seconds per call and sets *read_gbs to the median paired read
+ * bandwidth.
+ */
+static double time_gemv_from_memory(pp_gemm_q8_fn gemm, const operands *o,
+                                    pp_workers workers, read_buffer *buffer,
+                                    double min_seconds, double *read_gbs) {
+    gemm_job job = make_gemm_job(gemm, o, 1, workers.n_threads);
+
+    double start = now_seconds();
+    workers.run(workers.pool, job.tasks, gemm_task, &job);
+    const size_t batch = calls_per_sample(now_seconds() - start);
+    const size_t read_bytes = o->weight_bytes / 64 * 64;
+
+    double gemv_samples[MAX_SAMPLES], read_samples[MAX_SAMPLES];
+    size_t count = 0;
+    start = now_seconds();
+    while (count < MAX_SAMPLES &&
+           (count < 5 || now_seconds() - start < min_seconds)) {
+        double read_seconds = 0.0;
+        for (size_t c = 0; c < batch; c++) {
+            if (buffer->next + read_bytes > buffer->bytes)
+                buffer->next = 0;
+            read_seconds += time_read(workers, buffer, buffer->next,
+                                      read_bytes);
+            buffer->next += read_bytes;
+        }
+        read_samples[count] = (double)(read_bytes * batch) / read_seconds / 1e9;
+
+        const double t0 = sample_seconds(workers.n_threads);
+        for (size_t c = 0; c < batch; c++) {
+            job.copy = (job.copy + 1) % o->copies;
+            workers.run(workers.pool, job.tasks, gemm_task, &job);
+        }
+        gemv_samples[count++] =
+            (sample_seconds(workers.n_threads) - t0) / (double)batch;
+    }
+    *read_gbs = median(read_samples, count);
+    return median(gemv_samples, count);
+}
+
+/* Returns the size in bytes of the largest CPU cache Linux reports, or 0. */
+static size_t last_level_cache_bytes(void) {
+    size_t best = 0;
+    int best_level = 0;
+    for (int index = 0; index < 16; index++) {
+        char path[128], text[64];
+        int level = 0;
+        snprintf(path, sizeof path,
+                 "/sys/devices/system/cpu/cpu0/cache/index%d/level", index);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            break;
+        if (fscanf(f, "%d", &level) != 1)
+            level = 0;
+        fclose(f);
+
+        snprintf(path, sizeof path,
+                 "/sys/devices/system/cpu/cpu0/cache/index%d/size", index);
+        f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (fgets(text, sizeof text, f)) {
+            char *unit;
+            size_t bytes = (size_t)strtoul(text, &unit, 10);
+            if (*unit == 'K')
+                bytes <<= 10;
+            else if (*unit == 'M')
+                bytes <<= 20;
+            if (level >= best_level) {
+                best_level = level;
+                best = bytes;
+            }
+        }
+        fclose(f);
+    }
+    return best;
 }
 
 /* ---- Results ------------------------------------------------------------ */
@@ -293,35 +452,49 @@ typedef struct result {
     const char *isa;
     size_t m, k, group, n;
     int threads;
-    double seconds, weight_gbs, gops, read_gbs;
+    int from_memory;  /* GEMV with weights from memory, else cache-warm */
+    double seconds, weight_gbs, gops;
+    double read_gbs;  /* paired read bandwidth (from_memory), else 0 */
 } result;
 
 enum { MAX_RESULTS = 1024 };
 static result results[MAX_RESULTS];
 static size_t n_results;
 
+static void print_header(void) {
+    printf("%-7s %15s %4s %6s %3s %9s %8s %8s %8s %6s\n", "isa", "m x k", "n",
+           "w from", "thr", "ms/call", "GOP/s", "w GB/s", "read", "ratio");
+}
+
 static void print_result(const result *r, const char *note) {
+    printf("%-7s %6zu x %-6zu %4zu %6s %3d %9.3f %8.2f", r->isa, r->m, r->k,
+           r->n, r->from_memory ? "memory" : "cache", r->threads,
+           r->seconds * 1e3, r->gops);
+    /* Weight GB/s means something only when each weight is used once. */
     if (r->n == 1)
-        printf("%-7s %6zu x %-6zu %4zu %3d %10.3f %8.2f %8.2f %7.2f  %s\n",
-               r->isa, r->m, r->k, r->n, r->threads, r->seconds * 1e3,
-               r->gops, r->weight_gbs, r->weight_gbs / r->read_gbs, note);
+        printf(" %8.2f", r->weight_gbs);
     else
-        printf("%-7s %6zu x %-6zu %4zu %3d %10.3f %8.2f %8s %7s  %s\n",
-               r->isa, r->m, r->k, r->n, r->threads, r->seconds * 1e3,
-               r->gops, "", "", note);
+        printf(" %8s", "");
+    if (r->from_memory)
+        printf(" %8.2f %6.2f", r->read_gbs, r->weight_gbs / r->read_gbs);
+    else
+        printf(" %8s %6s", "", "");
+    printf("  %s\n", note);
     fflush(stdout);
 }
 
 static int write_json(const char *path, const options *opt,
                       const double *read_gbs, const int *thread_counts,
-                      int n_counts, const char *cpu_name) {
+                      int n_counts, const char *cpu_name, size_t llc_bytes) {
     FILE *f = fopen(path, "w");
     if (!f) {
-        fprintf(stderr, "cannot write %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "failed to write %s: %s\n", path, strerror(errno));
         return -1;
     }
-    fprintf(f, "{\n  \"cpu\": \"%s\",\n  \"group\": %zu,\n", cpu_name,
-            opt->group);
+    fprintf(f, "{\n  \"cpu\": \"%s\",\n  \"last_level_cache_bytes\": %zu,\n"
+               "  \"group\": %zu,\n  \"single_thread_clock\": \"%s\",\n",
+            cpu_name, llc_bytes, opt->group,
+            single_thread_cpu_time ? "thread_cpu_time" : "wall");
     fprintf(f, "  \"read_bandwidth_gbs\": {");
     for (int t = 0; t < n_counts; t++)
         fprintf(f, "%s\"%d\": %.3f", t ? ", " : "", thread_counts[t],
@@ -331,22 +504,26 @@ static int write_json(const char *path, const options *opt,
         const result *r = &results[i];
         fprintf(f,
                 "    {\"isa\": \"%s\", \"m\": %zu, \"k\": %zu, \"group\": %zu, "
-                "\"n\": %zu, \"threads\": %d, \"seconds\": %.9f, "
-                "\"gops\": %.4f, \"weight_gbs\": %.4f, "
-                "\"weight_gbs_over_read_gbs\": %.4f}%s\n",
-                r->isa, r->m, r->k, r->group, r->n, r->threads, r->seconds,
-                r->gops, r->weight_gbs, r->weight_gbs / r->read_gbs,
-                i + 1 < n_results ? "," : "");
+                "\"n\": %zu, \"threads\": %d, \"weights_from\": \"%s\", "
+                "\"seconds\": %.9f, \"gops\": %.4f, \"weight_gbs\": %.4f",
+                r->isa, r->m, r->k, r->group, r->n, r->threads,
+                r->from_memory ? "memory" : "cache", r->seconds, r->gops,
+                r->weight_gbs);
+        if (r->from_memory)
+            fprintf(f, ", \"paired_read_gbs\": %.4f, "
+                       "\"weight_gbs_over_read_gbs\": %.4f",
+                    r->read_gbs, r->weight_gbs / r->read_gbs);
+        fprintf(f, "}%s\n", i + 1 < n_results ? "," : "");
     }
     fprintf(f, "  ]\n}\n");
     if (fclose(f) != 0) {
-        fprintf(stderr, "cannot write %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "failed to write %s: %s\n", path, strerror(errno));
         return -1;
     }
     return 0;
 }
 
-/* Reads the CPU model from /proc/cpuinfo (x86) or leaves "unknown". */
+/* Reads the CPU model from /proc/cpuinfo, or leaves "unknown". */
 static void read_cpu_name(char *name, size_t size) {
     snprintf(name, size, "unknown");
     FILE *f = fopen("/proc/cpuinfo", "r");
@@ -368,6 +545,52 @@ static void read_cpu_name(char *name, size_t size) {
 
 /* ---- Main --------------------------------------------------------------- */
 
+/* Measures one variant on one matrix and appends the results. */
+static void bench_variant(const pp_kernels *kernels, const operands *o,
+                          const char *note, size_t llc_bytes,
+                          pp_workers *workers, int n_counts,
+                          read_buffer *buffer, double min_seconds) {
+    const int scalar = strcmp(kernels->isa, "scalar") == 0;
+    const size_t macs = o->m * o->k;
+
+    for (int pass = 0; pass < 4; pass++) {
+        /* 0: GEMV from memory, 1: GEMV from cache, 2: n = 8, 3: n = 64. */
+        size_t n = 1;
+        if (pass == 2)
+            n = 8;
+        else if (pass == 3)
+            n = 64;
+        if (pass == 1 && (llc_bytes == 0 || o->weight_bytes > llc_bytes / 2))
+            continue;
+        /* Scalar prefill on large matrices takes seconds per call and
+         * shows nothing the smaller ones do not. */
+        if (pass == 3 && scalar && macs > ((size_t)8 << 20))
+            continue;
+
+        for (int t = 0; t < n_counts && n_results < MAX_RESULTS; t++) {
+            result *r = &results[n_results++];
+            r->isa = kernels->isa;
+            r->m = o->m;
+            r->k = o->k;
+            r->group = o->group;
+            r->n = n;
+            r->threads = workers[t].n_threads;
+            r->from_memory = pass == 0;
+            r->read_gbs = 0.0;
+            if (pass == 0)
+                r->seconds = time_gemv_from_memory(kernels->gemm_q8, o,
+                                                   workers[t], buffer,
+                                                   min_seconds, &r->read_gbs);
+            else
+                r->seconds = time_gemm(kernels->gemm_q8, o, n, workers[t],
+                                       min_seconds);
+            r->gops = 2.0 * (double)(macs * n) / r->seconds / 1e9;
+            r->weight_gbs = (double)o->weight_bytes / r->seconds / 1e9;
+            print_result(r, note);
+        }
+    }
+}
+
 int main(int argc, char **argv) {
     options opt;
     if (parse_options(argc, argv, &opt) != 0)
@@ -375,11 +598,12 @@ int main(int argc, char **argv) {
 
     char cpu_name[256];
     read_cpu_name(cpu_name, sizeof cpu_name);
+    const size_t llc_bytes = last_level_cache_bytes();
 
     pp_pool *pool = NULL;
     const int error = pp_pool_create(&pool, opt.threads);
     if (error) {
-        fprintf(stderr, "cannot start %d threads: %s\n", opt.threads,
+        fprintf(stderr, "failed to start %d threads: %s\n", opt.threads,
                 strerror(error));
         return 1;
     }
@@ -387,51 +611,60 @@ int main(int argc, char **argv) {
     const int n_counts = opt.threads > 1 ? 2 : 1;
     pp_workers workers[2] = {pp_pool_workers(NULL), pp_pool_workers(pool)};
 
-    /* Read bandwidth. */
-    const size_t buffer_bytes = (size_t)(opt.quick ? 64 : 512) << 20;
-    uint64_t *buffer = malloc(buffer_bytes);
-    if (!buffer) {
-        fprintf(stderr, "cannot allocate the %zu MiB bandwidth buffer\n",
-                buffer_bytes >> 20);
+    /* Read bandwidth over the whole buffer. */
+    read_buffer buffer = {NULL, (size_t)(opt.quick ? 64 : 512) << 20, 0, 0};
+    buffer.data = malloc(buffer.bytes);
+    if (!buffer.data) {
+        fprintf(stderr, "out of memory for the %zu MiB bandwidth buffer; "
+                        "--quick uses 64 MiB\n",
+                buffer.bytes >> 20);
         return 1;
     }
-    for (size_t i = 0; i < buffer_bytes / sizeof(uint64_t); i++)
-        buffer[i] = i;
-    double read_gbs[2];
-    printf("cpu: %s\n", cpu_name);
-    for (int t = 0; t < n_counts; t++) {
-        read_gbs[t] = measure_read_bandwidth(workers[t], buffer, buffer_bytes);
-        printf("read bandwidth, %d thread%s: %.2f GB/s (sum over %zu MiB, "
-               "best of 5)\n",
-               thread_counts[t], thread_counts[t] > 1 ? "s" : "", read_gbs[t],
-               buffer_bytes >> 20);
-    }
-    free(buffer);
+    for (size_t i = 0; i < buffer.bytes / sizeof(uint64_t); i++)
+        buffer.data[i] = i;
 
-    /* Variants. */
+    printf("cpu: %s; last-level cache %zu KiB\n", cpu_name, llc_bytes >> 10);
+    double read_gbs[2];
+    for (int t = 0; t < n_counts; t++) {
+        read_gbs[t] = measure_read_bandwidth(workers[t], &buffer);
+        printf("read bandwidth, %d thread%s: %.2f GB/s (sum over %zu MiB, "
+               "median of 7)\n",
+               thread_counts[t], thread_counts[t] > 1 ? "s" : "", read_gbs[t],
+               buffer.bytes >> 20);
+    }
+
     char names[64];
     pp_kernels_available(names, sizeof names);
-    printf("kernel variants: %s; group %zu\n\n", names, opt.group);
-    printf("%-7s %15s %4s %3s %10s %8s %8s %7s\n", "isa", "m x k", "n", "thr",
-           "ms/call", "GOP/s", "w GB/s", "w/read");
+    printf("kernel variants: %s; group %zu; 1-thread runs timed with %s\n",
+           names, opt.group,
+           single_thread_cpu_time ? "thread CPU time" : "wall time");
+    printf("GEMV from memory cycles through weight copies of at least %d "
+           "MiB in total; 'read' is a plain read of as many bytes just "
+           "before each timed sample, 'ratio' = w GB/s / read.\n\n",
+           opt.quick ? 64 : 256);
+    print_header();
+
+    /* The weight copies GEMV cycles through must exceed every cache. */
+    size_t cycle_bytes = (size_t)(opt.quick ? 64 : 256) << 20;
+    if (cycle_bytes < 4 * llc_bytes)
+        cycle_bytes = 4 * llc_bytes;
 
     const matrix_size *sizes = opt.quick ? quick_sizes : full_sizes;
     const size_t n_sizes = opt.quick ? sizeof quick_sizes / sizeof quick_sizes[0]
                                      : sizeof full_sizes / sizeof full_sizes[0];
-    const size_t ns[] = {1, 8, 64};
-    const size_t cycle_bytes = (size_t)256 << 20;
-
     for (size_t s = 0; s < n_sizes; s++) {
         const size_t m = sizes[s].m, k = sizes[s].k;
         const size_t weight_bytes =
             m * k + m * pp_group_count(k, opt.group) * sizeof(float);
         size_t copies = (cycle_bytes + weight_bytes - 1) / weight_bytes;
-        if (copies > 8 || opt.quick)
-            copies = 1; /* small matrices: cache-resident on purpose */
+        if (copies < 2)
+            copies = 2;
 
         operands o;
         if (operands_alloc(&o, m, k, opt.group, 64, copies) != 0) {
-            fprintf(stderr, "cannot allocate operands for %zu x %zu\n", m, k);
+            fprintf(stderr, "out of memory for %zu copies of the %zu x %zu "
+                            "weights; --quick uses smaller ones\n",
+                    copies, m, k);
             return 1;
         }
 
@@ -447,38 +680,20 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "%s\n", message);
                 continue;
             }
-
-            for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++) {
-                const size_t n = ns[a];
-                /* Scalar prefill on the largest matrices takes seconds per
-                 * call and says nothing new. */
-                if (n > 8 && strcmp(isa, "scalar") == 0 && m * k > (8u << 20))
-                    continue;
-                for (int t = 0; t < n_counts; t++) {
-                    if (n_results == MAX_RESULTS)
-                        break;
-                    result *r = &results[n_results++];
-                    r->isa = kernels.isa;
-                    r->m = m;
-                    r->k = k;
-                    r->group = opt.group;
-                    r->n = n;
-                    r->threads = thread_counts[t];
-                    r->seconds = time_gemm(kernels.gemm_q8, &o, n, workers[t],
-                                           opt.min_seconds);
-                    r->gops = 2.0 * (double)(m * k * n) / r->seconds / 1e9;
-                    r->weight_gbs = (double)weight_bytes / r->seconds / 1e9;
-                    r->read_gbs = read_gbs[t];
-                    print_result(r, sizes[s].note);
-                }
-            }
+            bench_variant(&kernels, &o, sizes[s].note, llc_bytes, workers,
+                          n_counts, &buffer, opt.min_seconds);
         }
         operands_free(&o);
     }
 
     pp_pool_destroy(pool);
-    if (opt.json_path && write_json(opt.json_path, &opt, read_gbs,
-                                    thread_counts, n_counts, cpu_name) != 0)
+    /* Printing the checksum keeps the compiler from dropping the reads. */
+    printf("\n(read checksum %llu)\n", (unsigned long long)buffer.checksum);
+    free(buffer.data);
+
+    if (opt.json_path &&
+        write_json(opt.json_path, &opt, read_gbs, thread_counts, n_counts,
+                   cpu_name, llc_bytes) != 0)
         return 1;
     return 0;
 }

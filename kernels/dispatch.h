@@ -1,10 +1,14 @@
 /*
  * dispatch.h - choosing the kernel table for the running CPU.
  *
- * ISA names: "scalar" everywhere; "avx2" (AVX2 + FMA + F16C) and "vnni"
- * (AVX512-VNNI + AVX512-BW/VL, on top of avx2) on x86-64; "neon" and
- * "dotprod" (Armv8.2 SDOT) on aarch64. Each table may use scalar entries
- * for operations that have no version of its ISA.
+ * ISA names:
+ *   scalar   every CPU
+ *   avx2     x86-64 with AVX2, FMA and F16C
+ *   vnni     x86-64 with the avx2 set plus AVX-512 F/BW/VL and AVX512-VNNI
+ *   neon     aarch64 (Advanced SIMD)
+ *   dotprod  aarch64 with the Armv8.2 dot product extension (SDOT)
+ * A table uses the scalar entry for an operation without a version of its
+ * ISA, and vnni and dotprod use their base set for everything but gemm_q8.
  */
 #ifndef PP_DISPATCH_H
 #define PP_DISPATCH_H
@@ -16,11 +20,12 @@
 /*
  * Fills `out` with the fastest table this CPU can run when forced_isa is
  * NULL, "" or "auto", and otherwise with the table named by forced_isa.
- * Returns 0, or -1 when that name is unknown, not built for this
- * architecture or needs features this CPU lacks; `message` then gets a
- * NUL-terminated explanation that lists the usable names, cut to
- * message_size bytes. On success `message` gets an empty string. `message`
- * may be NULL when message_size is 0.
+ * Returns 0 on success, with `message` set to an empty string.
+ *
+ * Returns -1 when the name is unknown, not built for this architecture, or
+ * needs features this CPU lacks. `message` then gets an explanation that
+ * lists the usable names, cut to message_size bytes and NUL-terminated.
+ * `message` may be NULL when message_size is 0.
  */
 int pp_kernels_select(const char *forced_isa, pp_kernels *out,
                       char *message, size_t message_size);

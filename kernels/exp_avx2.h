@@ -57,7 +57,8 @@ static inline __m256 pp_exp_avx2(__m256 x) {
     const __m256 result = _mm256_mul_ps(_mm256_mul_ps(expr, scale_a),
                                         scale_b);
 
-    /* max/min return their second operand for NaN input: put NaN back. */
+    /* max and min return their second operand when one is NaN, so NaN
+     * input is put back here. */
     return _mm256_blendv_ps(result, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
 }
 

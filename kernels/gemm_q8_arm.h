@@ -8,8 +8,8 @@
  *       w[b] * x[b] of signed bytes to the 4 int32 lanes of acc, exactly.
  *
  * Each int32 group sum is completed before it is converted to float, so the
- * group sums equal the scalar ones bit for bit; only the float sum over
- * groups runs in another order (4 groups side by side).
+ * group sums equal the scalar ones bit for bit. Only the float sum over
+ * groups runs in another order, 4 groups side by side.
  */
 #ifndef GEMM_Q8_ARM_NAME
 #error "define GEMM_Q8_ARM_NAME and q8_dot16 before including gemm_q8_arm.h"
@@ -21,13 +21,20 @@
 #define Q8_INLINE static inline
 #endif
 
-/* Activation rows that share each weight vector load. */
-#define Q8_X_BLOCK 4
-
 /* Weight bytes that stay in cache while every activation row passes over
  * them: a quarter of the 512 KiB per-core L2 of a Cortex-A76 and an eighth
  * of the 1 MiB shared L2 of a Cortex-A72 (Raspberry Pi 5 and 4). */
 #define Q8_ROW_BLOCK_BYTES ((size_t)128 * 1024)
+
+/*
+ * GEMV prefetch distance per weight row, in bytes (0 turns it off), into
+ * L2. NOTE: the value comes from Zen 4 measurements (see gemm_q8_x86.h) and
+ * has not been tuned on a Cortex-A72 or A76; build with
+ * -DQ8_PREFETCH_BYTES=0 to compare.
+ */
+#ifndef Q8_PREFETCH_BYTES
+#define Q8_PREFETCH_BYTES 4096
+#endif
 
 /* Returns lane t = sum of the 4 lanes of v_t, for t = 0..3. */
 static inline int32x4_t q8_hsum4(int32x4_t v0, int32x4_t v1, int32x4_t v2,
@@ -58,67 +65,30 @@ static int32_t q8_dot_any(const int8_t *w, const int8_t *x, size_t length) {
     return sum;
 }
 
-/*
- * Dot products of one weight row with nx (1..Q8_X_BLOCK) activation rows,
- * for a group that is `pieces` 16-byte vectors long. Full groups go 4 at a
- * time through the vector path; leftover full groups and a shorter last
- * group go through q8_dot_any. Called with constant nx and pieces so the
- * compiler keeps the accumulators in registers.
- */
-Q8_INLINE void q8_row_dot_vector(size_t nx, size_t pieces, size_t k,
-                                 size_t group, const int8_t *w,
-                                 const float *ws, const int8_t *const *x,
-                                 const float *const *xs, float *out) {
-    const size_t groups = pp_group_count(k, group);
-    const size_t full = k / group;
-    float32x4_t acc[Q8_X_BLOCK];
-    for (size_t j = 0; j < nx; j++)
-        acc[j] = vdupq_n_f32(0.0f);
-
-    size_t g = 0;
-    for (; g + 4 <= full; g += 4) {
-        int32x4_t sum[4][Q8_X_BLOCK];
-        for (size_t t = 0; t < 4; t++) {
-            const size_t begin = (g + t) * group;
-            for (size_t j = 0; j < nx; j++)
-                sum[t][j] = vdupq_n_s32(0);
-            for (size_t p = 0; p < pieces; p++) {
-                const int8x16_t wv = vld1q_s8(w + begin + 16 * p);
-                for (size_t j = 0; j < nx; j++)
-                    sum[t][j] = q8_dot16(sum[t][j], wv,
-                                         vld1q_s8(x[j] + begin + 16 * p));
-            }
-        }
-
-        const float32x4_t wscale = vld1q_f32(ws + g);
-        for (size_t j = 0; j < nx; j++) {
-            const int32x4_t isum =
-                q8_hsum4(sum[0][j], sum[1][j], sum[2][j], sum[3][j]);
-            const float32x4_t scale = vmulq_f32(wscale, vld1q_f32(xs[j] + g));
-            acc[j] = vfmaq_f32(acc[j], vcvtq_f32_s32(isum), scale);
-        }
+/* Returns the int32 sums of the 4 groups of `pieces` 16-byte vectors that
+ * start at w and x. */
+Q8_INLINE int32x4_t q8_group_sums4(const int8_t *w, const int8_t *x,
+                                   size_t group, size_t pieces) {
+    int32x4_t s0 = vdupq_n_s32(0), s1 = vdupq_n_s32(0);
+    int32x4_t s2 = vdupq_n_s32(0), s3 = vdupq_n_s32(0);
+    for (size_t p = 0; p < 16 * pieces; p += 16) {
+        s0 = q8_dot16(s0, vld1q_s8(w + p), vld1q_s8(x + p));
+        s1 = q8_dot16(s1, vld1q_s8(w + group + p), vld1q_s8(x + group + p));
+        s2 = q8_dot16(s2, vld1q_s8(w + 2 * group + p),
+                      vld1q_s8(x + 2 * group + p));
+        s3 = q8_dot16(s3, vld1q_s8(w + 3 * group + p),
+                      vld1q_s8(x + 3 * group + p));
     }
-
-    for (size_t j = 0; j < nx; j++) {
-        float total = vaddvq_f32(acc[j]);
-        for (size_t r = g; r < groups; r++) {
-            const size_t begin = r * group;
-            const size_t end = begin + group < k ? begin + group : k;
-            const int32_t isum = q8_dot_any(w + begin, x[j] + begin,
-                                            end - begin);
-            total += (float)isum * (ws[r] * xs[j][r]);
-        }
-        out[j] = total;
-    }
+    return q8_hsum4(s0, s1, s2, s3);
 }
 
-/* One weight row times one activation row for any group size. */
-static float q8_row_dot_any(size_t k, size_t group, const int8_t *w,
-                            const float *ws, const int8_t *x,
-                            const float *xs) {
+/* Adds the groups from g_begin to the end of the row that the vector path
+ * left over, a shorter last group included, to total. */
+static float q8_row_dot_tail(size_t k, size_t group, size_t g_begin,
+                             const int8_t *w, const float *ws,
+                             const int8_t *x, const float *xs, float total) {
     const size_t groups = pp_group_count(k, group);
-    float total = 0.0f;
-    for (size_t g = 0; g < groups; g++) {
+    for (size_t g = g_begin; g < groups; g++) {
         const size_t begin = g * group;
         const size_t end = begin + group < k ? begin + group : k;
         const int32_t isum = q8_dot_any(w + begin, x + begin, end - begin);
@@ -127,33 +97,160 @@ static float q8_row_dot_any(size_t k, size_t group, const int8_t *w,
     return total;
 }
 
-static void q8_row_dot(size_t nx, size_t k, size_t group, const int8_t *w,
-                       const float *ws, const int8_t *const *x,
-                       const float *const *xs, float *out) {
-    if (group % 16 != 0) {
-        for (size_t j = 0; j < nx; j++)
-            out[j] = q8_row_dot_any(k, group, w, ws, x[j], xs[j]);
-    } else if (nx == Q8_X_BLOCK && group == 32) {
-        q8_row_dot_vector(Q8_X_BLOCK, 2, k, group, w, ws, x, xs, out);
-    } else if (nx == Q8_X_BLOCK) {
-        q8_row_dot_vector(Q8_X_BLOCK, group / 16, k, group, w, ws, x, xs,
-                          out);
-    } else {
-        for (size_t j = 0; j < nx; j++) {
-            if (group == 32)
-                q8_row_dot_vector(1, 2, k, group, w, ws, x + j, xs + j,
-                                  out + j);
-            else
-                q8_row_dot_vector(1, group / 16, k, group, w, ws, x + j,
-                                  xs + j, out + j);
+/*
+ * Returns one weight row times one activation row, for a group of `pieces`
+ * 16-byte vectors. Full groups go 4 at a time through the vector path.
+ * Called with a constant `pieces` so the compiler can unroll the inner loop.
+ */
+Q8_INLINE float q8_dot_1x1_vector(size_t pieces, size_t k, size_t group,
+                                  const int8_t *w, const float *ws,
+                                  const int8_t *x, const float *xs) {
+    const size_t full = k / group;
+    float32x4_t acc = vdupq_n_f32(0.0f);
+    size_t g = 0;
+    for (; g + 4 <= full; g += 4) {
+        const size_t begin = g * group;
+        const int32x4_t isum = q8_group_sums4(w + begin, x + begin, group,
+                                              pieces);
+        const float32x4_t scale = vmulq_f32(vld1q_f32(ws + g),
+                                            vld1q_f32(xs + g));
+        acc = vfmaq_f32(acc, vcvtq_f32_s32(isum), scale);
+    }
+    return q8_row_dot_tail(k, group, g, w, ws, x, xs, vaddvq_f32(acc));
+}
+
+/*
+ * Prefetches into L2 (locality 2: PLDL2KEEP) for the GEMV step that reads
+ * 4 groups from byte `begin` (group g) of the 4 consecutive weight rows at
+ * w, with scales at ws. Each row is
+ * fetched Q8_PREFETCH_BYTES ahead, continuing past its end into the same
+ * row of the next 4, and the scales of the next 4 rows keep pace with this
+ * step. Nothing past the rows_after rows from w is touched.
+ */
+static inline void q8_prefetch_ahead(size_t k, size_t group, size_t groups,
+                                     const int8_t *w, const float *ws,
+                                     size_t rows_after, size_t begin,
+                                     size_t g) {
+    const size_t ahead = begin + Q8_PREFETCH_BYTES;
+    const size_t first_row = 4 * (ahead / k); /* whole steps of 4 rows */
+    const size_t column = ahead % k;
+    const size_t span = 4 * group;
+
+    /* The last byte fetched must lie inside the matrix. */
+    if ((first_row + 3) * k + column + span <= rows_after * k) {
+        for (size_t j = 0; j < 4; j++) {
+            const int8_t *target = w + (first_row + j) * k + column;
+            for (size_t line = 0; line < span; line += 64)
+                __builtin_prefetch(target + line, 0, 2);
         }
     }
+    if (rows_after >= 8)
+        __builtin_prefetch(ws + 4 * groups + 4 * g, 0, 2);
+}
+
+/*
+ * Stores in out[j] row a (scales as) times row b[j] (scales bs[j]), j < 4:
+ * a weight row with 4 activation rows (prefill), or an activation row with
+ * 4 weight rows (GEMV). Products and scale products are symmetric, so both
+ * give the specified group sums. Each vector of `a` is loaded once for the
+ * 4 rows, and the 16 accumulators (4 groups by 4 rows) fit in the 32
+ * vector registers.
+ *
+ * When b[0..3] are 4 consecutive weight rows (GEMV), rows_after is the
+ * number of weight rows from b[0] to the end of the matrix. The rows after
+ * the 4 are then prefetched as they are read. Otherwise rows_after is 0.
+ */
+Q8_INLINE void q8_dot_1x4_vector(size_t pieces, size_t k, size_t group,
+                                 const int8_t *a, const float *as,
+                                 const int8_t *const *b,
+                                 const float *const *bs, size_t rows_after,
+                                 float *out) {
+    const size_t groups = pp_group_count(k, group);
+    const size_t full = k / group;
+    float32x4_t acc[4];
+#pragma GCC unroll 4
+    for (size_t j = 0; j < 4; j++)
+        acc[j] = vdupq_n_f32(0.0f);
+
+    size_t g = 0;
+    for (; g + 4 <= full; g += 4) {
+        const size_t begin = g * group;
+        if (rows_after > 0 && Q8_PREFETCH_BYTES > 0)
+            q8_prefetch_ahead(k, group, groups, b[0], bs[0], rows_after,
+                              begin, g);
+        int32x4_t sum[4][4];
+#pragma GCC unroll 4
+        for (size_t t = 0; t < 4; t++) {
+#pragma GCC unroll 4
+            for (size_t j = 0; j < 4; j++)
+                sum[t][j] = vdupq_n_s32(0);
+        }
+
+        for (size_t p = 0; p < 16 * pieces; p += 16) {
+#pragma GCC unroll 4
+            for (size_t t = 0; t < 4; t++) {
+                const size_t offset = begin + t * group + p;
+                const int8x16_t av = vld1q_s8(a + offset);
+#pragma GCC unroll 4
+                for (size_t j = 0; j < 4; j++)
+                    sum[t][j] = q8_dot16(sum[t][j], av,
+                                         vld1q_s8(b[j] + offset));
+            }
+        }
+
+        const float32x4_t ascale = vld1q_f32(as + g);
+#pragma GCC unroll 4
+        for (size_t j = 0; j < 4; j++) {
+            const int32x4_t isum =
+                q8_hsum4(sum[0][j], sum[1][j], sum[2][j], sum[3][j]);
+            const float32x4_t scale = vmulq_f32(ascale, vld1q_f32(bs[j] + g));
+            acc[j] = vfmaq_f32(acc[j], vcvtq_f32_s32(isum), scale);
+        }
+    }
+
+    for (size_t j = 0; j < 4; j++)
+        out[j] = q8_row_dot_tail(k, group, g, a, as, b[j], bs[j],
+                                 vaddvq_f32(acc[j]));
+}
+
+/* Returns row w times row x for any group size. */
+static float q8_dot_1x1(size_t k, size_t group, const int8_t *w,
+                        const float *ws, const int8_t *x, const float *xs) {
+    if (group == 32)
+        return q8_dot_1x1_vector(2, k, group, w, ws, x, xs);
+    if (group % 16 == 0)
+        return q8_dot_1x1_vector(group / 16, k, group, w, ws, x, xs);
+    return q8_row_dot_tail(k, group, 0, w, ws, x, xs, 0.0f);
+}
+
+/* Stores in out[j] row a times row b[j], j < 4, for any group size, as
+ * q8_dot_1x4_vector. */
+static void q8_dot_1x4(size_t k, size_t group, const int8_t *a,
+                       const float *as, const int8_t *const *b,
+                       const float *const *bs, size_t rows_after,
+                       float *out) {
+    if (group == 32) {
+        q8_dot_1x4_vector(2, k, group, a, as, b, bs, rows_after,
+                          out);
+    } else if (group % 16 == 0) {
+        q8_dot_1x4_vector(group / 16, k, group, a, as, b, bs, rows_after,
+                          out);
+    } else {
+        for (size_t j = 0; j < 4; j++)
+            out[j] = q8_row_dot_tail(k, group, 0, a, as, b[j], bs[j], 0.0f);
+    }
+}
+
+static inline void q8_store(float *dst, float value, int accumulate) {
+    *dst = accumulate ? *dst + value : value;
 }
 
 /*
  * Loop order: a block of weight rows (Q8_ROW_BLOCK_BYTES) stays in cache
- * while the activation rows pass over it Q8_X_BLOCK at a time, so the
- * weights are read from memory once per call whatever n is.
+ * while the activation rows pass over it, so the weights are read from
+ * memory once per call whatever n is. Groups of 4 activation rows share
+ * each weight row. The 1 to 3 activation rows left over (all of GEMV) each
+ * share 4 weight rows at a time instead.
  */
 void GEMM_Q8_ARM_NAME(size_t m, size_t n, size_t k, size_t group,
                       const int8_t *w, const float *ws,
@@ -161,31 +258,51 @@ void GEMM_Q8_ARM_NAME(size_t m, size_t n, size_t k, size_t group,
                       const float *xs, size_t ldxs,
                       float *y, size_t ldy, int accumulate) {
     const size_t groups = pp_group_count(k, group);
-    size_t row_block = Q8_ROW_BLOCK_BYTES / k;
-    if (row_block < 1)
-        row_block = 1;
+    size_t row_block = Q8_ROW_BLOCK_BYTES / k / 4 * 4;
+    if (row_block < 4)
+        row_block = 4;
 
     for (size_t i0 = 0; i0 < m; i0 += row_block) {
         const size_t i1 = m - i0 < row_block ? m : i0 + row_block;
 
-        for (size_t j0 = 0; j0 < n; j0 += Q8_X_BLOCK) {
-            const size_t nx = n - j0 < Q8_X_BLOCK ? n - j0 : Q8_X_BLOCK;
-            const int8_t *xr[Q8_X_BLOCK];
-            const float *xsr[Q8_X_BLOCK];
-            for (size_t j = 0; j < nx; j++) {
+        size_t j0 = 0;
+        for (; j0 + 4 <= n; j0 += 4) {
+            const int8_t *xr[4];
+            const float *xsr[4];
+            for (size_t j = 0; j < 4; j++) {
                 xr[j] = x + (j0 + j) * ldx;
                 xsr[j] = xs + (j0 + j) * ldxs;
             }
-
             for (size_t i = i0; i < i1; i++) {
-                float out[Q8_X_BLOCK];
-                q8_row_dot(nx, k, group, w + i * k, ws + i * groups, xr,
-                           xsr, out);
-                for (size_t j = 0; j < nx; j++) {
-                    float *dst = y + (j0 + j) * ldy + i;
-                    *dst = accumulate ? *dst + out[j] : out[j];
-                }
+                float out[4];
+                q8_dot_1x4(k, group, w + i * k, ws + i * groups, xr, xsr,
+                           0, out);
+                for (size_t j = 0; j < 4; j++)
+                    q8_store(&y[(j0 + j) * ldy + i], out[j], accumulate);
             }
+        }
+
+        for (size_t j = j0; j < n; j++) {
+            const int8_t *xj = x + j * ldx;
+            const float *xsj = xs + j * ldxs;
+            float *yj = y + j * ldy;
+            size_t i = i0;
+            for (; i + 4 <= i1; i += 4) {
+                const int8_t *wr[4];
+                const float *wsr[4];
+                for (size_t r = 0; r < 4; r++) {
+                    wr[r] = w + (i + r) * k;
+                    wsr[r] = ws + (i + r) * groups;
+                }
+                float out[4];
+                q8_dot_1x4(k, group, xj, xsj, wr, wsr, m - i, out);
+                for (size_t r = 0; r < 4; r++)
+                    q8_store(&yj[i + r], out[r], accumulate);
+            }
+            for (; i < i1; i++)
+                q8_store(&yj[i], q8_dot_1x1(k, group, w + i * k,
+                                            ws + i * groups, xj, xsj),
+                         accumulate);
         }
     }
 }

@@ -11,8 +11,8 @@
  * Method: with u = |w| and s = x * sign(w), every product w * x equals
  * u * s with an unsigned left operand, the form that vpmaddubsw and
  * vpdpbusd take. Each int32 group sum is completed before it is converted to
- * float, so the group sums equal the scalar ones bit for bit; only the float
- * sum over groups runs in another order (4 groups side by side).
+ * float, so the group sums equal the scalar ones bit for bit. Only the float
+ * sum over groups runs in another order, 4 groups side by side.
  */
 #ifndef GEMM_Q8_X86_NAME
 #error "define GEMM_Q8_X86_NAME and q8_dot32 before including gemm_q8_x86.h"
@@ -24,12 +24,22 @@
 #define Q8_INLINE static inline
 #endif
 
-/* Activation rows that share each weight vector load. */
-#define Q8_X_BLOCK 4
-
 /* Weight bytes that stay in cache while every activation row passes over
  * them, small enough for the 256 KiB and larger L2 caches of x86-64 cores. */
 #define Q8_ROW_BLOCK_BYTES ((size_t)128 * 1024)
+
+/*
+ * GEMV prefetch distance per weight row, in bytes (0 turns it off). The
+ * hardware prefetcher alone falls behind on 4 weight rows and their scales
+ * at once. The value was measured on one thread of a Zen 4 EPYC (a shared
+ * 2-core VM, timed in thread CPU time). There 4096 bytes into L2 raised
+ * GEMV from 0.6 to 0.84 of the plain read bandwidth for 4096 x 11008, and
+ * from 0.55 to 0.8 for 11008 x 4096. It cost about 10% on 288 x 288, where
+ * rows are short.
+ */
+#ifndef Q8_PREFETCH_BYTES
+#define Q8_PREFETCH_BYTES 4096
+#endif
 
 /* Returns lane t = sum of the 8 lanes of v_t, for t = 0..3. */
 static inline __m128i q8_hsum4(__m256i v0, __m256i v1, __m256i v2,
@@ -112,38 +122,46 @@ Q8_INLINE __m128i q8_group_sums4(const int8_t *w, const int8_t *x,
     return q8_hsum4(s0, s1, s2, s3);
 }
 
-/* Returns the lane-wise hadd of the sums of two groups starting at w and
- * at w + group, for 4 activation rows x[j] at once; each weight vector is
- * loaded once for all 4 rows. */
-Q8_INLINE void q8_group_pairs_x4(const int8_t *w, const int8_t *const *x,
-                                 size_t offset, size_t group, size_t pieces,
-                                 __m256i *pairs) {
-    __m256i a[Q8_X_BLOCK], b[Q8_X_BLOCK];
-#pragma GCC unroll 4
-    for (size_t j = 0; j < Q8_X_BLOCK; j++)
-        a[j] = b[j] = _mm256_setzero_si256();
+/*
+ * The kernels below pair one row `a` with 4 rows b[0..3]: a weight row with
+ * 4 activation rows (prefill), or an activation row with 4 weight rows
+ * (GEMV). Products and scale products are symmetric, so both give the
+ * specified group sums. Sharing `a` saves its loads and |a| for 3 of the 4
+ * rows and, in GEMV, reads 4 weight streams at once.
+ */
 
-    for (size_t p = 0; p < 32 * pieces; p += 32) {
-        const __m256i wa = q8_load32(w + p);
-        const __m256i wb = q8_load32(w + group + p);
-        const __m256i ua = _mm256_abs_epi8(wa);
-        const __m256i ub = _mm256_abs_epi8(wb);
+/* Stores in pairs[j] the hadd of the lane sums of a and b[j] over the two
+ * groups that start at byte `offset` and offset + group. */
+Q8_INLINE void q8_group_pairs_1x4(const int8_t *a, const int8_t *const *b,
+                                  size_t offset, size_t group, size_t pieces,
+                                  __m256i *pairs) {
+    __m256i first[4], second[4];
 #pragma GCC unroll 4
-        for (size_t j = 0; j < Q8_X_BLOCK; j++) {
-            const int8_t *xj = x[j] + offset + p;
-            a[j] = q8_dot32(a[j], ua, _mm256_sign_epi8(q8_load32(xj), wa));
-            b[j] = q8_dot32(b[j], ub,
-                            _mm256_sign_epi8(q8_load32(xj + group), wb));
+    for (size_t j = 0; j < 4; j++)
+        first[j] = second[j] = _mm256_setzero_si256();
+
+    for (size_t p = offset; p < offset + 32 * pieces; p += 32) {
+        const __m256i a1 = q8_load32(a + p);
+        const __m256i a2 = q8_load32(a + group + p);
+        const __m256i u1 = _mm256_abs_epi8(a1);
+        const __m256i u2 = _mm256_abs_epi8(a2);
+#pragma GCC unroll 4
+        for (size_t j = 0; j < 4; j++) {
+            const __m256i s1 = _mm256_sign_epi8(q8_load32(b[j] + p), a1);
+            const __m256i s2 =
+                _mm256_sign_epi8(q8_load32(b[j] + group + p), a2);
+            first[j] = q8_dot32(first[j], u1, s1);
+            second[j] = q8_dot32(second[j], u2, s2);
         }
     }
 
 #pragma GCC unroll 4
-    for (size_t j = 0; j < Q8_X_BLOCK; j++)
-        pairs[j] = _mm256_hadd_epi32(a[j], b[j]);
+    for (size_t j = 0; j < 4; j++)
+        pairs[j] = _mm256_hadd_epi32(first[j], second[j]);
 }
 
-/* Adds the groups [g_begin, g_end) of one row pair that the vector path
- * left over (a shorter last group included) to total. */
+/* Adds the groups from g_begin to the end of the row that the vector path
+ * left over, a shorter last group included, to total. */
 static float q8_row_dot_tail(size_t k, size_t group, size_t g_begin,
                              const int8_t *w, const float *ws,
                              const int8_t *x, const float *xs, float total) {
@@ -158,13 +176,14 @@ static float q8_row_dot_tail(size_t k, size_t group, size_t g_begin,
 }
 
 /*
- * One weight row times one activation row, for a group of `pieces` 32-byte
- * vectors. Full groups go 4 at a time through the vector path. Called with
- * a constant `pieces` so the compiler can drop the inner loop for group 32.
+ * Returns one weight row times one activation row, for a group of `pieces`
+ * 32-byte vectors. Full groups go 4 at a time through the vector path.
+ * Called with a constant `pieces` so the compiler can drop the inner loop
+ * for group 32.
  */
-Q8_INLINE float q8_row_dot_x1(size_t pieces, size_t k, size_t group,
-                              const int8_t *w, const float *ws,
-                              const int8_t *x, const float *xs) {
+Q8_INLINE float q8_dot_1x1_vector(size_t pieces, size_t k, size_t group,
+                                  const int8_t *w, const float *ws,
+                                  const int8_t *x, const float *xs) {
     const size_t full = k / group;
     __m128 acc = _mm_setzero_ps();
     size_t g = 0;
@@ -179,64 +198,120 @@ Q8_INLINE float q8_row_dot_x1(size_t pieces, size_t k, size_t group,
     return q8_row_dot_tail(k, group, g, w, ws, x, xs, q8_hsum_ps(acc));
 }
 
-/* One weight row times Q8_X_BLOCK activation rows, as q8_row_dot_x1. */
-Q8_INLINE void q8_row_dot_x4(size_t pieces, size_t k, size_t group,
-                             const int8_t *w, const float *ws,
-                             const int8_t *const *x, const float *const *xs,
-                             float *out) {
+/*
+ * Prefetches into L2 (locality 2: prefetcht1) for the GEMV step that reads
+ * 4 groups from byte `begin` (group g) of the 4 consecutive weight rows at
+ * w, with scales at ws. Each row is fetched Q8_PREFETCH_BYTES ahead,
+ * continuing past its end into the same row of the next 4, and the scales
+ * of the next 4 rows keep pace with this step. Nothing past the rows_after
+ * rows from w is touched. It uses __builtin_prefetch with constant
+ * arguments because GCC 12 emitted no instruction at all for _mm_prefetch
+ * in this function (checked in its assembly output).
+ */
+static inline void q8_prefetch_ahead(size_t k, size_t group, size_t groups,
+                                     const int8_t *w, const float *ws,
+                                     size_t rows_after, size_t begin,
+                                     size_t g) {
+    const size_t ahead = begin + Q8_PREFETCH_BYTES;
+    const size_t first_row = 4 * (ahead / k); /* whole steps of 4 rows */
+    const size_t column = ahead % k;
+    const size_t span = 4 * group;
+
+    /* The last byte fetched must lie inside the matrix. */
+    if ((first_row + 3) * k + column + span <= rows_after * k) {
+        for (size_t j = 0; j < 4; j++) {
+            const int8_t *target = w + (first_row + j) * k + column;
+            for (size_t line = 0; line < span; line += 64)
+                __builtin_prefetch(target + line, 0, 2);
+        }
+    }
+    if (rows_after >= 8)
+        __builtin_prefetch(ws + 4 * groups + 4 * g, 0, 2);
+}
+
+/*
+ * Stores in out[j] row a (scales as) times row b[j] (scales bs[j]), for
+ * j < 4, as q8_dot_1x1_vector does for one pair. When b[0..3] are 4
+ * consecutive weight rows (GEMV), rows_after is the number of weight rows
+ * from b[0] to the end of the matrix. The rows after the 4 are then
+ * prefetched as they are read. Otherwise rows_after is 0.
+ */
+Q8_INLINE void q8_dot_1x4_vector(size_t pieces, size_t k, size_t group,
+                                 const int8_t *a, const float *as,
+                                 const int8_t *const *b,
+                                 const float *const *bs, size_t rows_after,
+                                 float *out) {
+    const size_t groups = pp_group_count(k, group);
     const size_t full = k / group;
-    __m128 acc[Q8_X_BLOCK];
+    __m128 acc[4];
 #pragma GCC unroll 4
-    for (size_t j = 0; j < Q8_X_BLOCK; j++)
+    for (size_t j = 0; j < 4; j++)
         acc[j] = _mm_setzero_ps();
 
     size_t g = 0;
     for (; g + 4 <= full; g += 4) {
         const size_t begin = g * group;
-        __m256i pairs01[Q8_X_BLOCK], pairs23[Q8_X_BLOCK];
-        q8_group_pairs_x4(w + begin, x, begin, group, pieces, pairs01);
-        q8_group_pairs_x4(w + begin + 2 * group, x, begin + 2 * group, group,
-                          pieces, pairs23);
+        if (rows_after > 0 && Q8_PREFETCH_BYTES > 0)
+            q8_prefetch_ahead(k, group, groups, b[0], bs[0], rows_after,
+                              begin, g);
+        __m256i pairs01[4], pairs23[4];
+        q8_group_pairs_1x4(a, b, begin, group, pieces, pairs01);
+        q8_group_pairs_1x4(a, b, begin + 2 * group, group, pieces, pairs23);
 
-        const __m128 wscale = _mm_loadu_ps(ws + g);
+        const __m128 ascale = _mm_loadu_ps(as + g);
 #pragma GCC unroll 4
-        for (size_t j = 0; j < Q8_X_BLOCK; j++) {
+        for (size_t j = 0; j < 4; j++) {
             const __m256i h = _mm256_hadd_epi32(pairs01[j], pairs23[j]);
             const __m128i isum = _mm_add_epi32(_mm256_castsi256_si128(h),
                                                _mm256_extracti128_si256(h, 1));
-            const __m128 scale = _mm_mul_ps(wscale, _mm_loadu_ps(xs[j] + g));
+            const __m128 scale = _mm_mul_ps(ascale, _mm_loadu_ps(bs[j] + g));
             acc[j] = _mm_fmadd_ps(_mm_cvtepi32_ps(isum), scale, acc[j]);
         }
     }
 
-    for (size_t j = 0; j < Q8_X_BLOCK; j++)
-        out[j] = q8_row_dot_tail(k, group, g, w, ws, x[j], xs[j],
+    for (size_t j = 0; j < 4; j++)
+        out[j] = q8_row_dot_tail(k, group, g, a, as, b[j], bs[j],
                                  q8_hsum_ps(acc[j]));
 }
 
-static void q8_row_dot(size_t nx, size_t k, size_t group, const int8_t *w,
-                       const float *ws, const int8_t *const *x,
-                       const float *const *xs, float *out) {
-    if (group % 32 != 0) {
-        for (size_t j = 0; j < nx; j++)
-            out[j] = q8_row_dot_tail(k, group, 0, w, ws, x[j], xs[j], 0.0f);
-    } else if (nx == Q8_X_BLOCK && group == 32) {
-        q8_row_dot_x4(1, k, group, w, ws, x, xs, out);
-    } else if (nx == Q8_X_BLOCK) {
-        q8_row_dot_x4(group / 32, k, group, w, ws, x, xs, out);
-    } else if (group == 32) {
-        for (size_t j = 0; j < nx; j++)
-            out[j] = q8_row_dot_x1(1, k, group, w, ws, x[j], xs[j]);
+/* Returns row w times row x for any group size. */
+static float q8_dot_1x1(size_t k, size_t group, const int8_t *w,
+                        const float *ws, const int8_t *x, const float *xs) {
+    if (group == 32)
+        return q8_dot_1x1_vector(1, k, group, w, ws, x, xs);
+    if (group % 32 == 0)
+        return q8_dot_1x1_vector(group / 32, k, group, w, ws, x, xs);
+    return q8_row_dot_tail(k, group, 0, w, ws, x, xs, 0.0f);
+}
+
+/* Stores in out[j] row a times row b[j], j < 4, for any group size, as
+ * q8_dot_1x4_vector. */
+static void q8_dot_1x4(size_t k, size_t group, const int8_t *a,
+                       const float *as, const int8_t *const *b,
+                       const float *const *bs, size_t rows_after,
+                       float *out) {
+    if (group == 32) {
+        q8_dot_1x4_vector(1, k, group, a, as, b, bs, rows_after,
+                          out);
+    } else if (group % 32 == 0) {
+        q8_dot_1x4_vector(group / 32, k, group, a, as, b, bs, rows_after,
+                          out);
     } else {
-        for (size_t j = 0; j < nx; j++)
-            out[j] = q8_row_dot_x1(group / 32, k, group, w, ws, x[j], xs[j]);
+        for (size_t j = 0; j < 4; j++)
+            out[j] = q8_row_dot_tail(k, group, 0, a, as, b[j], bs[j], 0.0f);
     }
+}
+
+static inline void q8_store(float *dst, float value, int accumulate) {
+    *dst = accumulate ? *dst + value : value;
 }
 
 /*
  * Loop order: a block of weight rows (Q8_ROW_BLOCK_BYTES) stays in cache
- * while the activation rows pass over it Q8_X_BLOCK at a time, so the
- * weights are read from memory once per call whatever n is.
+ * while the activation rows pass over it, so the weights are read from
+ * memory once per call whatever n is. Groups of 4 activation rows share
+ * each weight row. The 1 to 3 activation rows left over (all of GEMV) each
+ * share 4 weight rows at a time instead.
  */
 void GEMM_Q8_X86_NAME(size_t m, size_t n, size_t k, size_t group,
                       const int8_t *w, const float *ws,
@@ -244,31 +319,51 @@ void GEMM_Q8_X86_NAME(size_t m, size_t n, size_t k, size_t group,
                       const float *xs, size_t ldxs,
                       float *y, size_t ldy, int accumulate) {
     const size_t groups = pp_group_count(k, group);
-    size_t row_block = Q8_ROW_BLOCK_BYTES / k;
-    if (row_block < 1)
-        row_block = 1;
+    size_t row_block = Q8_ROW_BLOCK_BYTES / k / 4 * 4;
+    if (row_block < 4)
+        row_block = 4;
 
     for (size_t i0 = 0; i0 < m; i0 += row_block) {
         const size_t i1 = m - i0 < row_block ? m : i0 + row_block;
 
-        for (size_t j0 = 0; j0 < n; j0 += Q8_X_BLOCK) {
-            const size_t nx = n - j0 < Q8_X_BLOCK ? n - j0 : Q8_X_BLOCK;
-            const int8_t *xr[Q8_X_BLOCK];
-            const float *xsr[Q8_X_BLOCK];
-            for (size_t j = 0; j < nx; j++) {
+        size_t j0 = 0;
+        for (; j0 + 4 <= n; j0 += 4) {
+            const int8_t *xr[4];
+            const float *xsr[4];
+            for (size_t j = 0; j < 4; j++) {
                 xr[j] = x + (j0 + j) * ldx;
                 xsr[j] = xs + (j0 + j) * ldxs;
             }
-
             for (size_t i = i0; i < i1; i++) {
-                float out[Q8_X_BLOCK];
-                q8_row_dot(nx, k, group, w + i * k, ws + i * groups, xr,
-                           xsr, out);
-                for (size_t j = 0; j < nx; j++) {
-                    float *dst = y + (j0 + j) * ldy + i;
-                    *dst = accumulate ? *dst + out[j] : out[j];
-                }
+                float out[4];
+                q8_dot_1x4(k, group, w + i * k, ws + i * groups, xr, xsr,
+                           0, out);
+                for (size_t j = 0; j < 4; j++)
+                    q8_store(&y[(j0 + j) * ldy + i], out[j], accumulate);
             }
+        }
+
+        for (size_t j = j0; j < n; j++) {
+            const int8_t *xj = x + j * ldx;
+            const float *xsj = xs + j * ldxs;
+            float *yj = y + j * ldy;
+            size_t i = i0;
+            for (; i + 4 <= i1; i += 4) {
+                const int8_t *wr[4];
+                const float *wsr[4];
+                for (size_t r = 0; r < 4; r++) {
+                    wr[r] = w + (i + r) * k;
+                    wsr[r] = ws + (i + r) * groups;
+                }
+                float out[4];
+                q8_dot_1x4(k, group, xj, xsj, wr, wsr, m - i, out);
+                for (size_t r = 0; r < 4; r++)
+                    q8_store(&yj[i + r], out[r], accumulate);
+            }
+            for (; i < i1; i++)
+                q8_store(&yj[i], q8_dot_1x1(k, group, w + i * k,
+                                            ws + i * groups, xj, xsj),
+                         accumulate);
         }
     }
 }

@@ -1,8 +1,8 @@
 /*
- * Symmetric per-group int8 quantization with Advanced SIMD. Produces the
- * same bytes and scales as the scalar version: the max is exact, 127 / amax
- * and amax / 127 are the same scalar divisions, and fcvtns rounds half to
- * even as lrintf does in the default rounding mode.
+ * Symmetric per-group int8 quantization with Advanced SIMD, producing the
+ * same bytes and scales as the scalar version. The max is exact, and
+ * 127 / amax and amax / 127 are the same scalar divisions. fcvtns rounds
+ * half to even, as lrintf does in the default rounding mode.
  */
 #include <arm_neon.h>
 #include <math.h>
@@ -60,6 +60,9 @@ void pp_quantize_q8__neon(size_t n, size_t group, const float *x, int8_t *q,
             continue;
         }
 
+        /* NOTE: for amax below 127 / FLT_MAX (about 3.7e-37) the factor
+         * 127 / amax is inf, and kernels.h leaves the result open: lrintf
+         * of inf is unspecified, so scalar and fcvtns bytes may differ. */
         scale[g] = amax / 127.0f;
         group_quantize(x + begin, length, 127.0f / amax, q + begin);
     }

@@ -2,29 +2,36 @@
  * Worker pool: threads start once in pp_pool_create() and wait between runs,
  * first spinning for a short while (runs come several times per layer per
  * token, so the next one is usually close), then sleeping on a condition
- * variable. A run hands task indices out through an atomic counter, and
- * every worker checks in once per run, even when there are fewer tasks than
- * threads, so the fields of a run are never rewritten while a worker may
- * still read them.
+ * variable. A run hands task indices out through an atomic counter.
+ *
+ * Every worker checks in once per run, even when there are fewer tasks than
+ * threads. The caller waits for all of them, so it never rewrites the
+ * fields of a run while a worker may still read them.
  */
 #include "pool.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
-/* Polls of a waiting thread before it sleeps. At roughly 30 to 150 cycles
- * per pause instruction this is tens of microseconds. */
-#define POOL_SPIN_LIMIT 4096
+/* Nanoseconds a waiting thread polls before it sleeps. Measured in time,
+ * not iterations, because a pause or yield hint takes from 1 to over 100
+ * cycles depending on the core. */
+#define POOL_SPIN_NS 100000
+
+/* Polls between two reads of the clock. */
+#define POOL_SPIN_CHECK 64
 
 struct pp_pool {
     int n_threads;       /* workers + the calling thread */
     pthread_t *workers;  /* n_threads - 1 of them */
 
     pthread_mutex_t mutex;
-    pthread_cond_t wake;      /* signalled when generation changes */
-    pthread_cond_t finished;  /* signalled when pending reaches 0 */
+    pthread_cond_t wake;      /* signaled when generation changes */
+    pthread_cond_t finished;  /* signaled when pending reaches 0 */
 
     atomic_uint generation;    /* incremented once per run and at stop */
     atomic_int sleepers;       /* workers blocked (or about to block) on wake */
@@ -49,6 +56,22 @@ static inline void cpu_relax(void) {
 #endif
 }
 
+static int64_t monotonic_ns(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+/* Returns 0 once POOL_SPIN_NS have passed since *deadline was set to 0. */
+static int keep_spinning(unsigned spin, int64_t *deadline) {
+    if (spin % POOL_SPIN_CHECK != POOL_SPIN_CHECK - 1)
+        return 1;
+    const int64_t now = monotonic_ns();
+    if (*deadline == 0)
+        *deadline = now + POOL_SPIN_NS;
+    return now < *deadline;
+}
+
 static void run_tasks(pp_pool *pool) {
     const size_t n_tasks = pool->n_tasks;
     void (*task)(void *, size_t) = pool->task;
@@ -65,7 +88,8 @@ static void run_tasks(pp_pool *pool) {
 
 /* Waits until the generation differs from `seen` and returns it. */
 static unsigned wait_for_run(pp_pool *pool, unsigned seen) {
-    for (int spin = 0; spin < POOL_SPIN_LIMIT; spin++) {
+    int64_t deadline = 0;
+    for (unsigned spin = 0; keep_spinning(spin, &deadline); spin++) {
         const unsigned now =
             atomic_load_explicit(&pool->generation, memory_order_acquire);
         if (now != seen)
@@ -73,10 +97,11 @@ static unsigned wait_for_run(pp_pool *pool, unsigned seen) {
         cpu_relax();
     }
 
-    /* sleepers is raised before generation is read again; the caller
-     * stores generation before it reads sleepers (both sequentially
-     * consistent), so either this thread sees the new generation or the
-     * caller sees a sleeper and broadcasts under the mutex. */
+    /* This thread raises sleepers before it reads generation again, and
+     * the caller stores generation before it reads sleepers, all
+     * sequentially consistent. So either this thread reads the new
+     * generation, or the caller reads a sleeper and broadcasts under the
+     * mutex. */
     pthread_mutex_lock(&pool->mutex);
     atomic_fetch_add(&pool->sleepers, 1);
     unsigned now;
@@ -120,7 +145,8 @@ static void publish_generation(pp_pool *pool) {
 }
 
 static void wait_for_workers(pp_pool *pool) {
-    for (int spin = 0; spin < POOL_SPIN_LIMIT; spin++) {
+    int64_t deadline = 0;
+    for (unsigned spin = 0; keep_spinning(spin, &deadline); spin++) {
         if (atomic_load_explicit(&pool->pending, memory_order_acquire) == 0)
             return;
         cpu_relax();

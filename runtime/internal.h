@@ -105,6 +105,18 @@ void pp_cache_finish_prefetch(pp_context *c);
 void pp_tile_part_range(const pp_context *c, int layer, pp_part part, int index,
                         uint64_t *offset, uint64_t *bytes);
 
+/* State of pp-global (prune_adaptive.c). */
+typedef struct pp_global_state {
+    double *attn_mean;          /* [n_layers][dim] mean of each o input channel */
+    double *mlp_mean;           /* [n_layers][hidden] mean of each down input */
+    double *attn_full_bias;     /* [n_layers][dim] W_o @ attn_mean, all heads */
+    double *mlp_full_bias;      /* [n_layers][dim] W_down @ mlp_mean */
+    int32_t *head_budget;       /* [n_layers] heads to prune */
+    int32_t *mlp_budget;        /* [n_layers] MLP units (tiles or channels) */
+    double *unit_score;         /* [n_layers * (n_heads + hidden)] */
+    int32_t *unit_order;        /* [n_layers * (n_heads + hidden)] */
+} pp_global_state;
+
 /* The Probe Pruning state. */
 typedef struct pp_pruning {
     pp_prune_config config;
@@ -118,6 +130,7 @@ typedef struct pp_pruning {
     float *attn_bias;           /* [n_layers][dim] FLAP compensation, or 0 */
     float *mlp_bias;            /* [n_layers][dim] */
     int have_bias;
+    pp_global_state global;
 } pp_pruning;
 
 /* Scratch for one forward call of up to max_batch x max_tokens tokens. */
@@ -245,5 +258,20 @@ void pp_refresh_tile_kept(pp_context *c, int layer);
 
 /* Static baselines (prune_static.c). */
 pp_status pp_static_select(pp_context *c);
+
+/* pp-global (prune_adaptive.c): buffers, set-up at pp_set_pruning, the
+ * selection after a probe has run (its activations in scratch.att or
+ * scratch.hb), and the mean updates after the pruned pass. */
+void pp_global_allocate(pp_context *c, pp_arena *a, const pp_dims *d);
+int pp_global_config_valid(const pp_context *c, const pp_prune_config *config);
+void pp_global_probe_size(const pp_context *c, int n_seq, int n_tok, int *rows,
+                          int *positions);
+pp_status pp_global_setup(pp_context *c);
+void pp_global_select_heads(pp_context *c, int layer, int n_tok, int R, int P,
+                            int pos);
+void pp_global_select_channels(pp_context *c, int layer, int n_tok, int R,
+                               int P, int pos);
+void pp_global_update_attention(pp_context *c, int layer, int n_seq, int n_tok);
+void pp_global_update_mlp(pp_context *c, int layer, int n_seq, int n_tok);
 
 #endif /* PP_INTERNAL_H */

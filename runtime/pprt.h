@@ -145,9 +145,10 @@ pp_status pp_arena_size(const pp_source *source, const pp_options *options,
                         size_t *bytes);
 
 /*
- * Loads and validates the model and builds a context in `arena` (any
- * alignment; the context aligns internally). The arena belongs to the
- * context until the caller stops using it; there is no free function.
+ * Loads and validates the model and builds a context in `arena`, which
+ * must be 16-byte aligned (PP_ERR_INVALID_ARGUMENT otherwise). The arena
+ * belongs to the context until the caller stops using it; there is no free
+ * function.
  */
 pp_status pp_init(pp_context **context, void *arena, size_t arena_bytes,
                   const pp_source *source, const pp_options *options);
@@ -168,6 +169,8 @@ typedef enum pp_method {
     PP_METHOD_FULLPROBE,  /* the whole batch is the probe, no history */
     PP_METHOD_WANDASP,    /* static: sum_d |W[d,c]| * rms(x_c) */
     PP_METHOD_FLAP,       /* static: fluctuation, global ratio, bias */
+    PP_METHOD_PP_GLOBAL,  /* Probe Pruning with per-layer budgets from a
+                             global ranking and bias compensation */
 } pp_method;
 
 typedef struct pp_prune_config {
@@ -187,6 +190,23 @@ typedef struct pp_prune_config {
     int32_t use_history;    /* 0: fuse nothing, score the probe alone */
     float fix_ratio;        /* < 0: dynamic fusion weight p / (p + g);
                                otherwise this fixed weight in [0, 1] */
+
+    /* PP_METHOD_PP_GLOBAL only; the other methods ignore these. */
+    int32_t global_budget;      /* 1: heads and MLP units pruned per layer
+                                   from a global ranking; 0: uniform */
+    int32_t bias_compensation;  /* 1: add the pruned channels' mean
+                                   contribution back to the output */
+    int32_t history_fill;       /* 1: positions outside the probe count
+                                   with their history in the scores */
+    float probe_share;          /* > 0: the probe has this share of the
+                                   call's tokens, positions first, then rows
+                                   (replaces probe_positions, probe_rows and
+                                   min_probe_positions); 0: those rules */
+    int32_t probe_min_tokens;   /* with probe_share: at least this many
+                                   probe tokens (all, in a smaller call) */
+    float history_rows;         /* >= 0: the history weighs as this many
+                                   probe rows, w = R / (R + history_rows);
+                                   < 0: w = p / (p + g) as in pp */
 } pp_prune_config;
 
 /* Fills `config` with the defaults for `info` (Probe Pruning at ratio 0). */
@@ -272,7 +292,9 @@ pp_status pp_kept_get(const pp_context *context, int32_t layer,
  * is BOS. `tokens` is also the working buffer, so `capacity` must be at
  * least length + 3 (one id per byte, the space and BOS); otherwise returns
  * PP_ERR_CAPACITY with *n_tokens = length + 3. Bytes that are not valid
- * UTF-8 become byte tokens.
+ * UTF-8 become byte tokens. Models converted from a GGUF `gpt2` tokenizer
+ * use byte-level BPE instead: no leading space, the text split by the
+ * model's pre-tokenizer, every byte a token, merges by rank.
  */
 pp_status pp_tokenize(pp_context *context, const char *text, size_t length,
                       int bos, int32_t *tokens, int32_t capacity,
@@ -280,7 +302,8 @@ pp_status pp_tokenize(pp_context *context, const char *text, size_t length,
 
 /*
  * Returns the text of token `token` following `previous` (llama2.c rules: a
- * leading space after BOS is dropped, <0xNN> byte tokens become the byte).
+ * leading space after BOS is dropped, <0xNN> byte tokens become the byte;
+ * a byte-level BPE token is its bytes, unchanged after BOS too).
  * Sets *length; the text is not NUL-terminated and lives in the context.
  * Returns NULL for an id out of range.
  */

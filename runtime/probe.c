@@ -177,7 +177,10 @@ static void select_probe(pp_context *c, int n_seq, int n_tok, int *n_rows,
     }
 
     /* Positions: L2 norm over the batch of the token norms. */
-    const int P = probe_count(cfg->probe_positions, cfg->min_probe_positions, n_tok);
+    int P = probe_count(cfg->probe_positions, cfg->min_probe_positions, n_tok);
+    int R = probe_count(cfg->probe_rows, cfg->min_probe_rows, n_seq);
+    if (cfg->method == PP_METHOD_PP_GLOBAL)
+        pp_global_probe_size(c, n_seq, n_tok, &R, &P);
     for (int t = 0; t < n_tok; t++) {
         double sum = 0.0;
         for (int b = 0; b < n_seq; b++) {
@@ -189,7 +192,6 @@ static void select_probe(pp_context *c, int n_seq, int n_tok, int *n_rows,
     top_k_sorted(c, s->fused, n_tok, P, s->positions);
 
     /* Rows: L2 norm of their kept token norms. */
-    const int R = probe_count(cfg->probe_rows, cfg->min_probe_rows, n_seq);
     for (int b = 0; b < n_seq; b++) {
         double sum = 0.0;
         for (int i = 0; i < P; i++) {
@@ -331,6 +333,13 @@ void pp_probe_attention(pp_context *c, int layer, int n_seq, int n_tok, int pos)
     }
     probe_attention_job job = {c, layer, R, P, pos};
     pp_parallel(c, (size_t)R * heads, probe_attention_task, &job);
+    count_probe(c, (uint64_t)n * (dim * dim + 2 * dim * kv_dim) +
+                       (uint64_t)R * P * (pos + P) * 2 * dim);
+    c->pruning.have_kept = 1;
+    if (c->pruning.config.method == PP_METHOD_PP_GLOBAL) {
+        pp_global_select_heads(c, layer, n_tok, R, P, pos);
+        return;
+    }
 
     fuse(c, c->scratch.att, dim,
          c->pruning.attn_history + (size_t)layer * c->history_len * dim, R, P, pos);
@@ -346,10 +355,6 @@ void pp_probe_attention(pp_context *c, int layer, int n_seq, int n_tok, int pos)
     const int prune = pp_heads_to_prune(c, pp_layer_ratio(c));
     pp_select_lowest(c->scratch.unit_score, heads, prune, c->scratch.order,
                      c->pruning.head_kept + (size_t)layer * heads);
-
-    count_probe(c, (uint64_t)n * (dim * dim + 2 * dim * kv_dim) +
-                       (uint64_t)R * P * (pos + P) * 2 * dim);
-    c->pruning.have_kept = 1;
 }
 
 /* ---- MLP probe ----------------------------------------------------------- */
@@ -365,6 +370,12 @@ void pp_probe_mlp(pp_context *c, int layer, int n_seq, int n_tok, int pos) {
     const int n = R * P;
 
     pp_mlp_gate_up(c, layer, c->scratch.gathered, n, c->scratch.all_kept, NULL);
+    count_probe(c, (uint64_t)n * 2 * dim * hidden);
+    c->pruning.have_kept = 1;
+    if (c->pruning.config.method == PP_METHOD_PP_GLOBAL) {
+        pp_global_select_channels(c, layer, n_tok, R, P, pos);
+        return;
+    }
     fuse(c, c->scratch.hb, hidden,
          c->pruning.mlp_history + (size_t)layer * c->history_len * hidden, R, P,
          pos);
@@ -393,9 +404,6 @@ void pp_probe_mlp(pp_context *c, int layer, int n_seq, int n_tok, int pos) {
         pp_select_lowest(score, (int)hidden, prune, c->scratch.order, kept);
     }
     pp_refresh_tile_kept(c, layer);
-
-    count_probe(c, (uint64_t)n * 2 * dim * hidden);
-    c->pruning.have_kept = 1;
 }
 
 /* ---- History EMA --------------------------------------------------------- */
@@ -429,6 +437,8 @@ void pp_history_update_attention(pp_context *c, int layer, int n_seq, int n_tok,
         c->pruning.attn_history + (size_t)layer * c->history_len * dim,
         c->pruning.head_kept + (size_t)layer * c->info.n_heads,
         (size_t)c->info.head_dim, n_seq, n_tok, pos);
+    if (c->pruning.config.method == PP_METHOD_PP_GLOBAL)
+        pp_global_update_attention(c, layer, n_seq, n_tok);
 }
 
 void pp_history_update_mlp(pp_context *c, int layer, int n_seq, int n_tok,
@@ -437,6 +447,8 @@ void pp_history_update_mlp(pp_context *c, int layer, int n_seq, int n_tok,
     ema(c, c->scratch.hb, hidden,
         c->pruning.mlp_history + (size_t)layer * c->history_len * hidden,
         c->pruning.channel_kept + (size_t)layer * hidden, 1, n_seq, n_tok, pos);
+    if (c->pruning.config.method == PP_METHOD_PP_GLOBAL)
+        pp_global_update_mlp(c, layer, n_seq, n_tok);
 }
 
 /* ---- Configuration ------------------------------------------------------- */
@@ -459,6 +471,12 @@ void pp_prune_defaults(const pp_model_info *info, pp_prune_config *config) {
     config->whole_tiles = 0;
     config->use_history = 1;
     config->fix_ratio = -1.0f;
+    config->global_budget = 1;
+    config->bias_compensation = 1;
+    config->history_fill = 1;
+    config->probe_share = 0.09f;
+    config->probe_min_tokens = 16;
+    config->history_rows = 2.0f;
 }
 
 static int valid_fraction(float f) { return f > 0.0f && f <= 1.0f; }
@@ -467,18 +485,19 @@ pp_status pp_set_pruning(pp_context *c, const pp_prune_config *config) {
     if (!c || !config)
         return PP_ERR_INVALID_ARGUMENT;
     const pp_prune_config *k = config;
-    if (k->method < PP_METHOD_DENSE || k->method > PP_METHOD_FLAP ||
+    if ((unsigned)k->method > (unsigned)PP_METHOD_PP_GLOBAL ||
         !(k->ratio >= 0.0f && k->ratio < 1.0f) || k->skip_layers < 0 ||
         k->skip_layers > c->info.n_layers || !valid_fraction(k->probe_positions) ||
         !valid_fraction(k->probe_rows) || k->min_probe_positions < 1 ||
         k->min_probe_rows < 1 || !(k->ema >= 0.0f && k->ema <= 1.0f) ||
         k->round_to < 0 || k->round_to > c->info.hidden_dim ||
         !(k->fix_ratio < 0.0f || k->fix_ratio <= 1.0f) ||
-        isnan(k->fix_ratio))
+        isnan(k->fix_ratio) || !pp_global_config_valid(c, k))
         return PP_ERR_INVALID_ARGUMENT;
     if (k->whole_tiles && k->round_to != 0 && k->round_to % c->info.tile != 0)
         return PP_ERR_INVALID_ARGUMENT;
-    if ((k->method == PP_METHOD_WANDASP || k->method == PP_METHOD_FLAP) &&
+    if ((k->method == PP_METHOD_WANDASP || k->method == PP_METHOD_FLAP ||
+         k->method == PP_METHOD_PP_GLOBAL) &&
         c->calibration.tokens == 0 && k->ratio > 0.0f)
         return PP_ERR_STATE;
 
@@ -489,7 +508,8 @@ pp_status pp_set_pruning(pp_context *c, const pp_prune_config *config) {
         p->config.probe_rows = 1.0f;
         p->config.use_history = 0;
     }
-    p->dynamic = k->method == PP_METHOD_PP || k->method == PP_METHOD_FULLPROBE;
+    p->dynamic = k->method == PP_METHOD_PP || k->method == PP_METHOD_FULLPROBE ||
+                 k->method == PP_METHOD_PP_GLOBAL;
     p->have_kept = 0;
     p->have_bias = 0;
 
@@ -501,6 +521,8 @@ pp_status pp_set_pruning(pp_context *c, const pp_prune_config *config) {
     if ((k->method == PP_METHOD_WANDASP || k->method == PP_METHOD_FLAP) &&
         k->ratio > 0.0f)
         return pp_static_select(c);
+    if (k->method == PP_METHOD_PP_GLOBAL)
+        return pp_global_setup(c);
     return PP_OK;
 }
 

@@ -48,7 +48,8 @@ typedef struct pp_tokenizer {
                                  y; encoding never merges across other pairs */
     uint8_t byte_chars[256];  /* text of the <0xNN> byte tokens when decoding */
 
-    /* Byte-level BPE only (tokenizer_bpe.c); offsets and text as above. */
+    /* Byte-level BPE only (tokenizer_bpe.c), which also fills offsets and
+     * text as above. */
     uint32_t pre_tokenizer;   /* enum pp_bpe_pre_tokenizer */
     int32_t byte_tokens[256]; /* the text token of each single byte, -1 if
                                  the vocabulary has none */
@@ -112,13 +113,14 @@ const char *pp_tokenizer_decode(const pp_tokenizer *tokenizer,
                                 size_t *length);
 
 /*
- * The same three operations for a section of either kind. The llama2.c
- * kind calls the functions above. The byte-level BPE kind
- * (tokenizer_bpe.c) validates the section format of format.h; its
- * encoding splits the text with the section's pre-tokenizer and merges
- * each piece by rank. It needs at most one id per byte plus BOS, so the
- * capacity rule of pp_tokenizer_encode (length + 3) also holds. Its
- * decoding returns the token's bytes unchanged.
+ * Validation and loading for a section of either kind. The llama2.c kind
+ * calls the functions above. The byte-level BPE kind (tokenizer_bpe.c)
+ * checks the section format of format.h. pp_tokenizer_encode and
+ * pp_tokenizer_decode dispatch on tokenizer->kind. BPE encoding splits
+ * the text with the section's pre-tokenizer and merges each piece by rank.
+ * It needs at most one id per byte plus BOS, so the capacity rule of
+ * pp_tokenizer_encode (length + 3) also holds. BPE decoding returns the
+ * token's bytes unchanged, after BOS too.
  */
 pp_status pp_tokenizer_validate_kind(pp_tokenizer_kind kind,
                                      const uint8_t *section, size_t size,
@@ -129,7 +131,9 @@ pp_status pp_tokenizer_load_kind(pp_tokenizer_kind kind,
                                  int32_t vocab_size, int32_t bos_id,
                                  int32_t eos_id);
 
-/* The byte-level BPE implementation behind the dispatch. */
+/* The byte-level BPE implementation behind the dispatch. pp_bpe_load also
+ * returns PP_ERR_CORRUPT for a merge whose result is not the concatenation
+ * of its halves, a check that needs the loaded text. */
 pp_status pp_bpe_validate(const uint8_t *section, size_t size,
                           int32_t vocab_size, size_t *text_bytes);
 pp_status pp_bpe_load(pp_tokenizer *tokenizer, pp_arena *arena,

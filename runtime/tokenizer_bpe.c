@@ -31,7 +31,8 @@
 #include "tokenizer.h"
 #include "unicode_ranges.h"
 
-/* Each token takes a kind byte and a uint32 length; each merge 3 uint32. */
+/* Bytes of the section header, of a token's kind and length, and of a
+ * merge's three ids. */
 #define BPE_HEADER_BYTES 8u
 #define BPE_TOKEN_BYTES 5u
 #define BPE_MERGE_BYTES 12u
@@ -282,10 +283,10 @@ static int is_other(uint32_t cp) {
 }
 
 /*
- * Decodes the code point at text[at] (RFC 3629: no overlong forms, no
- * surrogates, nothing past U+10FFFF) and sets *length to its byte count.
- * A byte that does not start a valid sequence is INVALID_CODE_POINT with
- * length 1.
+ * Decodes the code point at text[at] and sets *length to its byte count.
+ * Valid means RFC 3629 UTF-8: no overlong forms, no surrogates, nothing
+ * past U+10FFFF. A byte that does not start a valid sequence decodes to
+ * INVALID_CODE_POINT with length 1.
  */
 static uint32_t code_point_at(const uint8_t *text, size_t end, size_t at,
                               size_t *length) {
@@ -468,8 +469,8 @@ static size_t llama3_piece_end(const uint8_t *text, size_t end, size_t start,
     return space_run_end(text, end, start);
 }
 
-/* Every \p{N} code point is a piece; the GPT-2 expression splits the text
- * between them. */
+/* Every \p{N} code point is a piece, and the GPT-2 expression splits the
+ * text between them. */
 static size_t smollm_piece_end(const uint8_t *text, size_t end, size_t start) {
     size_t length;
     if (is_number(code_point_at(text, end, start, &length)))

@@ -178,7 +178,8 @@ void pp_session_close(pp_session *s) {
 
 /* ---- Pruning options shared by generate and perplexity -------------------- */
 
-static const char *method_names[] = {"dense", "pp", "fullprobe", "wandasp", "flap"};
+static const char *method_names[] = {"dense", "pp", "fullprobe", "wandasp", "flap",
+                                     "pp-global"};
 
 const char *pp_method_name(pp_method m) {
     return (size_t)m < sizeof method_names / sizeof *method_names
@@ -197,6 +198,9 @@ void pp_prune_options_init(pp_prune_options *p) {
     p->fix_ratio = -1.0f;
     p->calib_batches = 16;
     p->whole_tiles = -1;  /* the command's default */
+    p->probe_min_tokens = -1;
+    p->probe_share = -1.0f;
+    p->history_rows = -2.0f;
     p->threads = 1;
 }
 
@@ -212,7 +216,7 @@ int pp_prune_option(pp_prune_options *p, int argc, char **argv, int *i) {
                 break;
         if (k == sizeof method_names / sizeof *method_names)
             pp_die("invalid --method '%s': expected dense, pp, fullprobe, "
-                   "wandasp or flap", v ? v : "");
+                   "wandasp, flap or pp-global", v ? v : "");
         p->method = (pp_method)k;
     } else if (strcmp(a, "--prune") == 0) {
         p->ratio = (float)pp_arg_float(a, v, 0.0, 1.0, 0);
@@ -238,6 +242,24 @@ int pp_prune_option(pp_prune_options *p, int argc, char **argv, int *i) {
         return 1;
     } else if (strcmp(a, "--no-history") == 0) {
         p->no_history = 1;
+        return 1;
+    } else if (strcmp(a, "--no-global-budget") == 0) {
+        p->no_global_budget = 1;
+        return 1;
+    } else if (strcmp(a, "--no-bias") == 0) {
+        p->no_bias = 1;
+        return 1;
+    } else if (strcmp(a, "--no-history-fill") == 0) {
+        p->no_history_fill = 1;
+        return 1;
+    } else if (strcmp(a, "--probe-min-tokens") == 0) {
+        p->probe_min_tokens = (int)pp_arg_int(a, v, 0, 1 << 30);
+    } else if (strcmp(a, "--probe-share") == 0) {
+        p->probe_share = (float)pp_arg_float(a, v, 0.0, 1.0, 1);
+    } else if (strcmp(a, "--history-rows") == 0) {
+        p->history_rows = (float)pp_arg_float(a, v, 0.0, 1e6, 1);
+    } else if (strcmp(a, "--pp-fusion") == 0) {
+        p->history_rows = -1.0f;
         return 1;
     } else if (strcmp(a, "--fix-ratio") == 0) {
         p->fix_ratio = (float)pp_arg_float(a, v, 0.0, 1.0, 1);
@@ -268,6 +290,8 @@ const char *pp_prune_help =
     "pruning:\n"
     "  --method M            dense | pp (Probe Pruning, default) | fullprobe (the\n"
     "                        whole batch is the probe) | wandasp | flap (static)\n"
+    "                        | pp-global (Probe Pruning with global per-layer\n"
+    "                        budgets and bias compensation; needs --calib)\n"
     "  --prune R             mean fraction of heads and MLP channels removed,\n"
     "                        0 <= R < 1 (default 0.4)\n"
     "  --skip K              never prune the first K layers (default: 1 per 10)\n"
@@ -283,6 +307,12 @@ const char *pp_prune_help =
     "  --whole-tiles         the same as --select tiles\n"
     "  --no-history          score from the probe alone\n"
     "  --fix-ratio W         fixed fusion weight W in [0, 1] instead of p/(p+g)\n"
+    "pp-global parts (each on by default):\n"
+    "  --probe-min-tokens N  the probe has at least N tokens: more positions\n"
+    "                        first, then more rows (default 64; 0 turns it off)\n"
+    "  --no-history-fill     score the probe positions only, as pp does\n"
+    "  --no-global-budget    prune the same share of every pruned layer\n"
+    "  --no-bias             no compensation of the pruned channels' mean\n"
     "  --calib FILE          calibration text for the history and the static\n"
     "                        methods (e.g. wikitext-2-test.raw)\n"
     "  --calib-batches N     calibration batches (default 16)\n"
@@ -321,12 +351,22 @@ void pp_prune_apply(pp_session *s, const pp_prune_options *p, int S, int B,
     cfg.whole_tiles = p->whole_tiles > 0;
     cfg.use_history = !p->no_history;
     cfg.fix_ratio = p->fix_ratio;
+    cfg.global_budget = !p->no_global_budget;
+    cfg.bias_compensation = !p->no_bias;
+    cfg.history_fill = !p->no_history_fill;
+    if (p->probe_min_tokens >= 0)
+        cfg.probe_min_tokens = p->probe_min_tokens;
+    if (p->probe_share >= 0.0f)
+        cfg.probe_share = p->probe_share;
+    if (p->history_rows >= -1.0f)
+        cfg.history_rows = p->history_rows;
     if (cfg.round_to > s->info.hidden_dim)
         pp_die("invalid --tile %d: at most hidden_dim %d", cfg.round_to,
                s->info.hidden_dim);
 
-    const int needs_calibration =
-        p->method == PP_METHOD_WANDASP || p->method == PP_METHOD_FLAP;
+    const int needs_calibration = p->method == PP_METHOD_WANDASP ||
+                                  p->method == PP_METHOD_FLAP ||
+                                  p->method == PP_METHOD_PP_GLOBAL;
     if (p->calib && p->calib_batches > 0 && p->method != PP_METHOD_DENSE &&
         p->method != PP_METHOD_FULLPROBE) {
         size_t size;

@@ -27,6 +27,10 @@ typedef struct pp_prune_options {
     float probe_positions, probe_rows, ema, fix_ratio;
     int round_to, no_history;
     int whole_tiles;        /* -1: the command's default */
+    int no_global_budget, no_bias, no_history_fill;  /* pp-global parts off */
+    int probe_min_tokens;   /* pp-global; -1: the library's default */
+    float probe_share;      /* pp-global; < 0: the library's default */
+    float history_rows;     /* pp-global; -1: pp's fusion; < -1: default */
     const char *calib;
     int calib_batches;
     int threads;

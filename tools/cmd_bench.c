@@ -71,6 +71,8 @@ int pp_cmd_bench(int argc, char **argv) {
     if (n_prompt + n_decode > s.info.max_seq_len)
         pp_die("--prompt %d + --decode %d exceed the model's context of %d",
                n_prompt, n_decode, s.info.max_seq_len);
+    if (prune.whole_tiles < 0)
+        prune.whole_tiles = 1;  /* decoding reads less with whole tiles */
     pp_prune_apply(&s, &prune, 128, 8, json);
 
     const int vocab = s.info.vocab_size;
@@ -120,6 +122,7 @@ int pp_cmd_bench(int argc, char **argv) {
                "\"decode_tokens_per_second\": %.3f, "
                "\"decode_weight_bytes_per_token\": %.0f, "
                "\"decode_dense_bytes_per_token\": %.0f, "
+               "\"decode_backing_bytes_per_token\": %.0f, \"cache_hit_rate\": %.4f, "
                "\"prefill_weight_bytes_read\": %llu, \"prefill_weight_bytes_dense\": %llu, "
                "\"load_average_before\": %.2f, \"load_average_after\": %.2f}\n",
                model, s.info.synthetic ? "true" : "false", s.info.dim,
@@ -127,6 +130,10 @@ int pp_cmd_bench(int argc, char **argv) {
                pp_isa(s.ctx), prune.threads, prune.weights ? prune.weights : "mmap",
                n_prompt, n_decode, prefill, n_prompt / prefill, decode,
                n_decode ? n_decode / decode : 0.0, per_token, dense_per_token,
+               n_decode ? (double)dec.backing_bytes_read / n_decode : 0.0,
+               dec.cache_hits + dec.cache_misses
+                   ? (double)dec.cache_hits / (double)(dec.cache_hits + dec.cache_misses)
+                   : 1.0,
                (unsigned long long)after_prefill.weight_bytes_read,
                (unsigned long long)after_prefill.weight_bytes_dense, load_before,
                load_after);

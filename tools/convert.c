@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "convert.h"
 #include "format.h"
 #include "kernels.h"
@@ -168,6 +169,15 @@ static int check_config(const pp_weight_provider *p, const pp_write_options *o,
                  p->vocab_size, p->max_seq_len);
         return -1;
     }
+    const int32_t bos = p->special_ids_set ? p->bos_id : 1;
+    const int32_t eos = p->special_ids_set ? p->eos_id : 2;
+    if (bos < 0 || bos >= p->vocab_size || eos < 0 || eos >= p->vocab_size) {
+        snprintf(err, err_size,
+                 "invalid BOS id %d or EOS id %d: must be below the vocabulary "
+                 "size %d",
+                 bos, eos, p->vocab_size);
+        return -1;
+    }
     if (o->tile < 1 || o->tile > p->hidden_dim) {
         snprintf(err, err_size, "invalid --tile %d: must be 1..%d (hidden_dim)",
                  o->tile, p->hidden_dim);
@@ -248,6 +258,18 @@ int pp_write_model(const char *path, const pp_weight_provider *p,
     put(&w, tokenizer, tokenizer_size);
     end_section(&w, &sec[n_sec++]);
 
+    const float *norm_arrays[3] = {p->attn_norm, p->mlp_norm, p->final_norm};
+    const uint64_t norm_counts[3] = {d.n_layers * dim, d.n_layers * dim, dim};
+    static const char *norm_names[3] = {"attention", "MLP", "final"};
+    for (int k = 0; k < 3; k++) {
+        for (uint64_t i = 0; i < norm_counts[k]; i++) {
+            if (!isfinite(norm_arrays[k][i])) {
+                snprintf(err, err_size, "%s norm weight %llu is NaN or Inf",
+                         norm_names[k], (unsigned long long)i);
+                goto done;
+            }
+        }
+    }
     begin_section(&w, d.alignment, &sec[n_sec], PP_SECTION_NORMS);
     put(&w, p->attn_norm, 4 * d.n_layers * dim);
     put(&w, p->mlp_norm, 4 * d.n_layers * dim);
@@ -298,7 +320,8 @@ int pp_write_model(const char *path, const pp_weight_provider *p,
         double col[3 * 1024];
 
         if (o.verbose)
-            fprintf(stderr, "\rconvert: layer %d/%d", layer + 1, p->n_layers);
+            pp_progress((size_t)layer + 1, (size_t)p->n_layers, "convert: layer %d/%d",
+                        layer + 1, p->n_layers);
         for (uint64_t h = 0; h < d.n_heads; h++) {
             pad_to(&w, layers_offset + directory[l * per_layer + h]);
             memset(col, 0, sizeof col);
@@ -339,13 +362,20 @@ int pp_write_model(const char *path, const pp_weight_provider *p,
                     down_stats[k * hidden + j0 + i] = col[k * width + i];
         }
     }
-    if (o.verbose)
-        fprintf(stderr, "\n");
     end_section(&w, &sec[n_sec++]);
 
     begin_section(&w, d.alignment, &sec[n_sec], PP_SECTION_CHANNEL_STATS);
     for (uint64_t i = 0; i < d.n_layers * 3 * (dim + hidden); i++) {
+        /* sum w^4 overflows float for weights above about 1e9; such a
+         * model would score every channel Inf, so it is rejected. */
         const float v = (float)stats[i];
+        if (!isfinite(v)) {
+            snprintf(err, err_size,
+                     "weights of layer %llu are too large for int8 scoring "
+                     "(a channel's sum of w^4 overflows float32)",
+                     (unsigned long long)(i / (3 * (dim + hidden))));
+            goto done;
+        }
         put(&w, &v, 4);
     }
     end_section(&w, &sec[n_sec++]);
@@ -365,11 +395,12 @@ int pp_write_model(const char *path, const pp_weight_provider *p,
     pp_put_u32(header + PP_H_ALIGNMENT, (uint32_t)o.alignment);
     pp_put_u32(header + PP_H_FLAGS,
                (p->shared_classifier ? PP_FLAG_SHARED_CLASSIFIER : 0u) |
-                   (p->synthetic ? PP_FLAG_SYNTHETIC : 0u));
+                   (p->synthetic ? PP_FLAG_SYNTHETIC : 0u) |
+                   (p->tokenizer_bpe ? PP_FLAG_TOKENIZER_BPE : 0u));
     put_f32_header(header + PP_H_ROPE_THETA, p->rope_theta);
     put_f32_header(header + PP_H_NORM_EPS, p->norm_eps);
-    pp_put_u32(header + PP_H_BOS_ID, 1);
-    pp_put_u32(header + PP_H_EOS_ID, 2);
+    pp_put_u32(header + PP_H_BOS_ID, p->special_ids_set ? (uint32_t)p->bos_id : 1u);
+    pp_put_u32(header + PP_H_EOS_ID, p->special_ids_set ? (uint32_t)p->eos_id : 2u);
     pp_put_u32(header + PP_H_N_SECTIONS, (uint32_t)n_sec);
     for (int i = 0; i < n_sec; i++)
         header_put_section(header, i, &sec[i]);

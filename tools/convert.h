@@ -27,6 +27,12 @@ typedef struct pp_weight_provider {
     int shared_classifier;
     int synthetic;
     float rope_theta, norm_eps;
+    /* BOS and EOS ids for the header. When special_ids_set is 0 (llama2.c
+     * checkpoints, synthetic models), pp_write_model writes BOS 1, EOS 2. */
+    int special_ids_set;
+    int32_t bos_id, eos_id;
+    int tokenizer_bpe;  /* 1: the tokenizer bytes are a byte-level BPE
+                           section (format.h), not llama2.c tokenizer.bin */
     const float *attn_norm, *mlp_norm, *final_norm; /* [L][dim], [L][dim], [dim] */
     /* Copies W[row0 + r][col0 + c] of `tensor` in `layer` to out[r * ncols + c]. */
     void (*block)(void *user, int tensor, int layer, size_t row0, size_t nrows,
@@ -46,7 +52,8 @@ typedef struct pp_write_options {
 int pp_default_tile(int32_t hidden_dim, int32_t dim);
 
 /*
- * Writes a pprt model file. `tokenizer` is llama2.c tokenizer.bin bytes.
+ * Writes a pprt model file. `tokenizer` is llama2.c tokenizer.bin bytes,
+ * or the byte-level BPE section when w->tokenizer_bpe is set.
  * Returns 0, or -1 with a message in err.
  */
 int pp_write_model(const char *path, const pp_weight_provider *w,

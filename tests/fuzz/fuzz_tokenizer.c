@@ -3,13 +3,18 @@
  * section and a text.
  *
  * Input: uint16 little-endian section size (cut to the bytes available),
- * uint16 little-endian vocab size (0: the number of whole entries in the
- * section), the section bytes, then the text.
+ * uint16 little-endian kind and vocab size, the section bytes, then the
+ * text. Bit 15 of the second field selects the byte-level BPE section
+ * format instead of llama2.c's. Its low 15 bits are the vocab size, where
+ * 0 means the number of whole token entries in the section.
  *
- * The section goes through pp_tokenizer_validate and pp_tokenizer_load
- * (measuring, then into an arena of exactly the measured size). When it
- * loads, the text is encoded and every id is decoded. The text is also
- * encoded with the real stories260K tokenizer (tok512.bin, found through
+ * The section goes through pp_tokenizer_validate_kind and
+ * pp_tokenizer_load_kind (measuring, then into an arena of exactly the
+ * measured size), which must agree, except that loading a BPE section
+ * also rejects merges whose token is not the concatenation of the pair.
+ * When it loads, the text is encoded and every id is decoded; for a BPE
+ * section the decoded bytes must equal the text. The text is also encoded
+ * with the real stories260K tokenizer (tok512.bin, found through
  * PPRT_SHARED, default ../shared, and skipped when missing), where decoding
  * the ids must give back the text byte for byte.
  *
@@ -27,6 +32,7 @@
 
 #define FUZZ_TOKENIZER_REAL_PATH "models/stories260K/tok512.bin"
 #define FUZZ_TOKENIZER_REAL_VOCAB 512
+#define FUZZ_TOKENIZER_BPE_FLAG 0x8000
 
 static void fuzz_tokenizer_fail(const char *what, pp_status expected,
                                 pp_status actual) {
@@ -40,14 +46,32 @@ static uint32_t fuzz_tokenizer_u32(const uint8_t *p) {
            (uint32_t)p[3] << 24;
 }
 
-/* Counts the whole entries (score, length, bytes) after the 4-byte maximum
- * token length, stopping at the first one that does not fit. */
-static int32_t fuzz_tokenizer_count(const uint8_t *section, size_t size) {
-    int32_t count = 0;
+/*
+ * Counts the whole token entries of a section, stopping at the first one
+ * that does not fit. llama2.c entries (float score, uint32 length, bytes)
+ * follow a 4-byte maximum length. BPE entries (uint8 kind, uint32 length,
+ * bytes) follow an 8-byte header and end where the merges begin: 12 bytes
+ * each, as many as the header's second uint32 gives.
+ */
+static int32_t fuzz_tokenizer_count(pp_tokenizer_kind kind,
+                                    const uint8_t *section, size_t size) {
     size_t offset = 4;
-    while (size >= offset && size - offset >= 8 && count < INT32_MAX) {
-        const uint32_t length = fuzz_tokenizer_u32(section + offset + 4);
-        offset += 8;
+    size_t entry_bytes = 8;
+    size_t length_at = 4;
+    if (kind == PP_TOKENIZER_BPE) {
+        if (size < 8)
+            return 0;
+        const uint64_t merges = (uint64_t)fuzz_tokenizer_u32(section + 4) * 12;
+        size = merges <= size - 8 ? size - (size_t)merges : size;
+        offset = 8;
+        entry_bytes = 5;
+        length_at = 1;
+    }
+
+    int32_t count = 0;
+    while (size >= offset && size - offset >= entry_bytes && count < INT32_MAX) {
+        const uint32_t length = fuzz_tokenizer_u32(section + offset + length_at);
+        offset += entry_bytes;
         if (length > size - offset)
             break;
         offset += length;
@@ -57,15 +81,16 @@ static int32_t fuzz_tokenizer_count(const uint8_t *section, size_t size) {
 }
 
 /* Loads a section into a fresh arena of exactly the measured size. */
-static pp_status fuzz_tokenizer_load(pp_tokenizer *tokenizer, void **memory,
+static pp_status fuzz_tokenizer_load(pp_tokenizer_kind kind,
+                                     pp_tokenizer *tokenizer, void **memory,
                                      const uint8_t *section, size_t size,
                                      int32_t vocab_size, int32_t bos_id,
                                      int32_t eos_id) {
     pp_arena arena;
     *memory = NULL;
     pp_arena_init(&arena, NULL, 0);
-    const pp_status measured = pp_tokenizer_load(NULL, &arena, section, size,
-                                                 vocab_size, bos_id, eos_id);
+    const pp_status measured = pp_tokenizer_load_kind(
+        kind, NULL, &arena, section, size, vocab_size, bos_id, eos_id);
     if (measured != PP_OK)
         return measured;
 
@@ -76,8 +101,11 @@ static pp_status fuzz_tokenizer_load(pp_tokenizer *tokenizer, void **memory,
     if (!*memory)
         return PP_ERR_ARENA_TOO_SMALL;
     pp_arena_init(&arena, *memory, bytes);
-    const pp_status loaded = pp_tokenizer_load(tokenizer, &arena, section,
-                                               size, vocab_size, bos_id, eos_id);
+    const pp_status loaded = pp_tokenizer_load_kind(
+        kind, tokenizer, &arena, section, size, vocab_size, bos_id, eos_id);
+    /* Only loading a BPE section compares each merge with its pair. */
+    if (kind == PP_TOKENIZER_BPE && loaded == PP_ERR_CORRUPT)
+        return loaded;
     if (loaded != PP_OK)
         fuzz_tokenizer_fail("pp_tokenizer_load after a successful measure",
                             PP_OK, loaded);
@@ -183,8 +211,8 @@ static const pp_tokenizer *fuzz_tokenizer_real(void) {
     const size_t size = fread(section, 1, sizeof section, f);
     fclose(f);
     const pp_status status =
-        fuzz_tokenizer_load(&tokenizer, &memory, section, size,
-                            FUZZ_TOKENIZER_REAL_VOCAB, 1, 2);
+        fuzz_tokenizer_load(PP_TOKENIZER_LLAMA2C, &tokenizer, &memory, section,
+                            size, FUZZ_TOKENIZER_REAL_VOCAB, 1, 2);
     if (status != PP_OK)
         fuzz_tokenizer_fail("loading tok512.bin", PP_OK, status);
     state = 1;
@@ -209,25 +237,34 @@ static void fuzz_tokenizer_one(const uint8_t *data, size_t size) {
         return;
     memcpy(section, data, section_size);
 
-    const int32_t vocab = vocab_field != 0
-                              ? vocab_field
-                              : fuzz_tokenizer_count(section, section_size);
+    const pp_tokenizer_kind kind = (vocab_field & FUZZ_TOKENIZER_BPE_FLAG)
+                                       ? PP_TOKENIZER_BPE
+                                       : PP_TOKENIZER_LLAMA2C;
+    const int32_t vocab_bits = vocab_field & ~FUZZ_TOKENIZER_BPE_FLAG;
+    const int32_t vocab = vocab_bits != 0
+                              ? vocab_bits
+                              : fuzz_tokenizer_count(kind, section, section_size);
     const int32_t bos_id = vocab > 1 ? 1 : 0;
     const int32_t eos_id = vocab > 2 ? 2 : 0;
 
     size_t text_bytes = 0;
-    const pp_status validated =
-        pp_tokenizer_validate(section, section_size, vocab, &text_bytes);
+    const pp_status validated = pp_tokenizer_validate_kind(
+        kind, section, section_size, vocab, &text_bytes);
     pp_tokenizer tokenizer;
     void *memory = NULL;
-    const pp_status loaded = fuzz_tokenizer_load(&tokenizer, &memory, section,
-                                                 section_size, vocab, bos_id,
-                                                 eos_id);
-    if (loaded != validated)
+    const pp_status loaded =
+        fuzz_tokenizer_load(kind, &tokenizer, &memory, section, section_size,
+                            vocab, bos_id, eos_id);
+    if (loaded != validated &&
+        !(kind == PP_TOKENIZER_BPE && validated == PP_OK &&
+          loaded == PP_ERR_CORRUPT))
         fuzz_tokenizer_fail("pp_tokenizer_load agrees with validate",
                             validated, loaded);
+    /* Byte-level BPE decodes every token to its bytes, so the ids of a
+     * text must decode to that text. */
     if (loaded == PP_OK)
-        fuzz_tokenizer_encode(&tokenizer, text, text_length, 0);
+        fuzz_tokenizer_encode(&tokenizer, text, text_length,
+                              kind == PP_TOKENIZER_BPE);
     free(memory);
     free(section);
 

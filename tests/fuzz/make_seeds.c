@@ -42,7 +42,7 @@ static void synthetic_block(void *user, int tensor, int layer, size_t row0,
                 (uint32_t)tensor, (uint32_t)layer, row0 + r, col0 + c);
 }
 
-/* The configuration of a synthetic model; norms are filled by make_provider. */
+/* A synthetic model: the weight provider and the norms it points to. */
 typedef struct synthetic_model {
     pp_weight_provider provider;
     float norms[4096];
@@ -176,18 +176,101 @@ static int32_t append_tokenizer(buffer *b, int byte_tokens) {
     return count + (int32_t)merges;
 }
 
+/* Pairs merged by the byte-level BPE seed, in priority order. */
+static const char *const bpe_merges[][2] = {
+    {"t", "h"}, {"h", "e"}, {"th", "e"}, {" ", "t"}, {" t", "he"},
+    {"i", "n"}, {"in", "g"}, {"a", "t"}, {" ", "c"}, {" c", "at"},
+    {"\xC3", "\xA9"}, {"1", "2"}, {"'", "s"},
+};
+
+#define BPE_MAX_TOKENS 300
+
+/* Token texts of the BPE seed vocabulary, built by append_bpe_tokenizer. */
+typedef struct bpe_vocab {
+    char text[BPE_MAX_TOKENS][16];
+    int32_t count;
+} bpe_vocab;
+
+static int32_t bpe_find(const bpe_vocab *v, const char *text) {
+    for (int32_t i = 0; i < v->count; i++)
+        if (strcmp(v->text[i], text) == 0)
+            return i;
+    return -1;
+}
+
+static void append_bpe_token(buffer *b, bpe_vocab *v, uint8_t kind,
+                             const char *text, size_t length) {
+    append_u8(b, kind);
+    append_u32(b, (uint32_t)length);
+    append(b, text, length);
+    memcpy(v->text[v->count], text, length);
+    v->text[v->count][length] = '\0';
+    v->count++;
+}
+
+/*
+ * A byte-level BPE section (format.h): three special tokens, the 256
+ * single-byte tokens (id byte + 3), then one token per merge in
+ * bpe_merges. Returns the token count.
+ */
+static int32_t append_bpe_tokenizer(buffer *b, uint32_t pre_tokenizer) {
+    static bpe_vocab v;
+    const size_t merges = sizeof bpe_merges / sizeof bpe_merges[0];
+    v.count = 0;
+
+    append_u32(b, pre_tokenizer);
+    append_u32(b, (uint32_t)merges);
+    append_bpe_token(b, &v, 1, "<|unk|>", 7);
+    append_bpe_token(b, &v, 1, "<|bos|>", 7);
+    append_bpe_token(b, &v, 1, "<|eos|>", 7);
+    for (int i = 0; i < 256; i++) {
+        const char byte = (char)i;
+        append_bpe_token(b, &v, 0, &byte, 1);
+    }
+    for (size_t i = 0; i < merges; i++) {
+        char merged[16];
+        snprintf(merged, sizeof merged, "%s%s", bpe_merges[i][0],
+                 bpe_merges[i][1]);
+        append_bpe_token(b, &v, 0, merged, strlen(merged));
+    }
+    for (size_t i = 0; i < merges; i++) {
+        char merged[16];
+        snprintf(merged, sizeof merged, "%s%s", bpe_merges[i][0],
+                 bpe_merges[i][1]);
+        /* Single bytes are looked up by id, because the text of byte 0 is
+         * the empty C string. */
+        const int32_t left = strlen(bpe_merges[i][0]) == 1
+                                 ? 3 + (uint8_t)bpe_merges[i][0][0]
+                                 : bpe_find(&v, bpe_merges[i][0]);
+        const int32_t right = strlen(bpe_merges[i][1]) == 1
+                                  ? 3 + (uint8_t)bpe_merges[i][1][0]
+                                  : bpe_find(&v, bpe_merges[i][1]);
+        append_u32(b, (uint32_t)left);
+        append_u32(b, (uint32_t)right);
+        append_u32(b, (uint32_t)bpe_find(&v, merged));
+    }
+    return v.count;
+}
+
 /* ---- Seeds of fuzz_model ---------------------------------------------------- */
+
+/* Tokenizer of a model seed: llama2.c with or without byte tokens, or
+ * byte-level BPE. */
+enum seed_tokenizer { SEED_LLAMA2C, SEED_LLAMA2C_BYTES, SEED_BPE };
 
 /* Converts a synthetic model and writes it after the control byte. */
 static int write_model_seed(const char *dir, const char *name, uint8_t control,
-                            synthetic_model *m, int byte_tokens, int tile,
-                            int group) {
+                            synthetic_model *m, enum seed_tokenizer kind,
+                            int tile, int group) {
     static buffer tokenizer;
     static buffer seed;
     tokenizer.size = 0;
-    const int32_t vocab = append_tokenizer(&tokenizer, byte_tokens);
+    const int32_t vocab =
+        kind == SEED_BPE ? append_bpe_tokenizer(&tokenizer, PP_BPE_PRE_LLAMA3)
+                         : append_tokenizer(&tokenizer, kind == SEED_LLAMA2C_BYTES);
     synthetic_model *model = m;
     model->provider.vocab_size = vocab;
+    model->provider.tokenizer_bpe = kind == SEED_BPE;
 
     char path[] = "/tmp/pprt-seed-XXXXXX";
     const int fd = mkstemp(path);
@@ -228,19 +311,31 @@ static int write_model_seeds(const char *dir) {
     synthetic_model m;
     int failed = 0;
 
-    /* Control byte bits: 1 repair CRCs, 2 verify weights, 4 read source,
-     * 8 Probe Pruning forward (see fuzz_model.c). */
+    /* Control byte bits (see fuzz_model.c): 0x01 repair CRCs, 0x02 verify
+     * weights, 0x04 read source, 0x08 Probe Pruning forward, 0x10 no tile
+     * cache budget, 0x20 failing reads. */
     make_provider(&m, 16, 24, 2, 2, 1, 0, 1);
-    failed |= write_model_seed(dir, "tiny_shared", 0x01, &m, 1, 4, 32);
-    failed |= write_model_seed(dir, "tiny_shared_verify", 0x03, &m, 1, 4, 32);
-    failed |= write_model_seed(dir, "tiny_shared_no_repair", 0x00, &m, 1, 4, 8);
-    failed |= write_model_seed(dir, "tiny_shared_read_source", 0x05, &m, 1, 4,
-                               32);
+    failed |= write_model_seed(dir, "tiny_shared", 0x01, &m,
+                               SEED_LLAMA2C_BYTES, 4, 32);
+    failed |= write_model_seed(dir, "tiny_shared_verify", 0x03, &m,
+                               SEED_LLAMA2C_BYTES, 4, 32);
+    failed |= write_model_seed(dir, "tiny_shared_no_repair", 0x00, &m,
+                               SEED_LLAMA2C_BYTES, 4, 8);
+    failed |= write_model_seed(dir, "tiny_shared_read_source", 0x05, &m,
+                               SEED_LLAMA2C_BYTES, 4, 32);
+    failed |= write_model_seed(dir, "tiny_shared_one_slot_cache", 0x1D, &m,
+                               SEED_LLAMA2C_BYTES, 4, 32);
+    failed |= write_model_seed(dir, "tiny_shared_failing_reads", 0x25, &m,
+                               SEED_LLAMA2C_BYTES, 4, 32);
+    failed |= write_model_seed(dir, "tiny_bpe", 0x09, &m, SEED_BPE, 4, 32);
 
     /* An untied classifier, a last MLP tile narrower than the rest and no
      * byte tokens. */
     make_provider(&m, 16, 24, 2, 4, 2, 0, 0);
-    failed |= write_model_seed(dir, "tiny_untied_pruned", 0x09, &m, 0, 5, 4);
+    failed |= write_model_seed(dir, "tiny_untied_pruned", 0x09, &m,
+                               SEED_LLAMA2C, 5, 4);
+    failed |= write_model_seed(dir, "tiny_untied_read_source", 0x0D, &m,
+                               SEED_LLAMA2C, 5, 4);
     return failed;
 }
 
@@ -336,16 +431,26 @@ static int write_llama2c_seeds(const char *dir) {
 
 /* ---- Seeds of fuzz_tokenizer ----------------------------------------------- */
 
-/* Input: uint16 section size, uint16 vocab size (0: count the entries),
- * the section, then the text (see fuzz_tokenizer.c). */
+/* Input: uint16 section size, uint16 kind bit and vocab size (0: count the
+ * entries), the section, then the text (see fuzz_tokenizer.c). */
+#define SEED_BPE_FLAG 0x8000u
+
+/* With bpe_pre_tokenizer >= 0 the section is byte-level BPE with that
+ * pre-tokenizer, and the vocab size bits are 0 so that the target counts
+ * the entries. */
 static int write_tokenizer_seed(const char *dir, const char *name,
-                                int byte_tokens, uint16_t vocab_field,
-                                const char *text) {
+                                int byte_tokens, int bpe_pre_tokenizer,
+                                uint16_t vocab_field, const char *text) {
     static buffer section;
     static buffer seed;
     section.size = 0;
     seed.size = 0;
-    append_tokenizer(&section, byte_tokens);
+    if (bpe_pre_tokenizer >= 0) {
+        append_bpe_tokenizer(&section, (uint32_t)bpe_pre_tokenizer);
+        vocab_field = SEED_BPE_FLAG;
+    } else {
+        append_tokenizer(&section, byte_tokens);
+    }
     append_u16(&seed, (uint16_t)section.size);
     append_u16(&seed, vocab_field);
     append(&seed, section.data, section.size);
@@ -357,16 +462,30 @@ static int write_tokenizer_seeds(const char *dir) {
     const int32_t small_vocab = 3 + (int32_t)(sizeof merge_tokens /
                                               sizeof merge_tokens[0]);
     int failed = 0;
-    failed |= write_tokenizer_seed(dir, "bytes_counted", 1, 0,
+    failed |= write_tokenizer_seed(dir, "bytes_counted", 1, -1, 0,
                                    "the cat is on the mat");
-    failed |= write_tokenizer_seed(dir, "bytes_utf8", 1, 0,
+    failed |= write_tokenizer_seed(dir, "bytes_utf8", 1, -1, 0,
                                    "th\xC3\xA9 caf\xC3\xA9 \xE2\x82\xAC\xF0\x9F\x98\x80");
-    failed |= write_tokenizer_seed(dir, "bytes_invalid_utf8", 1, 0,
+    failed |= write_tokenizer_seed(dir, "bytes_invalid_utf8", 1, -1, 0,
                                    "a\xFF\xC3 \xED\xA0\x80<0x41>\n");
-    failed |= write_tokenizer_seed(dir, "no_bytes_given_vocab", 0,
+    failed |= write_tokenizer_seed(dir, "no_bytes_given_vocab", 0, -1,
                                    (uint16_t)small_vocab, "the cat");
-    failed |= write_tokenizer_seed(dir, "no_bytes_missing_byte", 0,
+    failed |= write_tokenizer_seed(dir, "no_bytes_missing_byte", 0, -1,
                                    (uint16_t)small_vocab, "the dog");
+
+    /* One BPE seed per pre-tokenizer, with text that each splits
+     * differently. */
+    static const char *const bpe_texts[] = {
+        "the cat's 12345 things!!\n\n  in  g\xC3\xA9",
+        "I'M here\r\n\tthe\xE2\x80\x83" "cat 1\xD9\xA3 \xF0\x9F\x98\x80x",
+        "a\xFF\xC3 \xED\xA0\x80th 'll 's'S",
+        "12 12 123456789 x2 \xC2\xB2\xC2\xB3 done",
+    };
+    for (int pre = 0; pre < 4; pre++) {
+        char name[32];
+        snprintf(name, sizeof name, "bpe_pre_tokenizer_%d", pre);
+        failed |= write_tokenizer_seed(dir, name, 0, pre, 0, bpe_texts[pre]);
+    }
     return failed;
 }
 
