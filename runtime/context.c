@@ -341,6 +341,10 @@ pp_status pp_init(pp_context **context, void *arena, size_t arena_bytes,
         return PP_ERR_INVALID_ARGUMENT;
     if ((uintptr_t)arena % PP_ARENA_ALIGN != 0)
         return PP_ERR_INVALID_ARGUMENT;
+    /* Scales are read in place as float32: the file must be 4-byte aligned
+     * in memory (a misaligned float load faults on Cortex-M). */
+    if (source && source->data && (uintptr_t)source->data % 4 != 0)
+        return PP_ERR_INVALID_ARGUMENT;
     if ((st = parse_for(source, options, &file, &o)) != PP_OK)
         return st;
     if (options->flags & PP_VERIFY_WEIGHTS) {

@@ -280,8 +280,14 @@ pp_status pp_model_parse(const pp_source *source, int verify_weights,
 
     if (!source || !file || (!source->data && !source->read))
         return PP_ERR_INVALID_ARGUMENT;
-    if (source->size < PP_HEADER_BYTES)
-        return source->size >= 8 ? PP_ERR_TRUNCATED : PP_ERR_BAD_MAGIC;
+    /* A short file that is not a pprt file at all gets BAD_MAGIC, not
+     * TRUNCATED. */
+    if (source->size < PP_HEADER_BYTES) {
+        if (source->size < 8 || pp_source_read(source, 0, h, 8) != PP_OK ||
+            memcmp(h, PP_MAGIC, 8) != 0)
+            return PP_ERR_BAD_MAGIC;
+        return PP_ERR_TRUNCATED;
+    }
     if ((st = pp_source_read(source, 0, h, sizeof h)) != PP_OK)
         return st;
 

@@ -59,7 +59,8 @@ const char *pp_status_string(pp_status status);
  * (pread, an SPI flash driver). The source must outlive the context.
  */
 typedef struct pp_source {
-    const void *data;  /* the whole file, or NULL to use `read` */
+    const void *data;  /* the whole file, 4-byte aligned (64 is best), or
+                          NULL to use `read` */
     uint64_t size;     /* file size in bytes */
     pp_status (*read)(void *user, uint64_t offset, void *dst, size_t length);
     void *user;        /* passed to `read` */
@@ -191,22 +192,29 @@ typedef struct pp_prune_config {
     float fix_ratio;        /* < 0: dynamic fusion weight p / (p + g);
                                otherwise this fixed weight in [0, 1] */
 
-    /* PP_METHOD_PP_GLOBAL only; the other methods ignore these. */
+    /* PP_METHOD_PP_GLOBAL only; the other methods ignore these. Each
+     * switches off one part of the method (see prune_adaptive.c). */
     int32_t global_budget;      /* 1: heads and MLP units pruned per layer
-                                   from a global ranking; 0: uniform */
+                                   from one ranking of z-scored history
+                                   scores over all pruned layers, removing
+                                   at most the parameters the uniform
+                                   methods remove; 0: the uniform counts */
     int32_t bias_compensation;  /* 1: add the pruned channels' mean
-                                   contribution back to the output */
-    int32_t history_fill;       /* 1: positions outside the probe count
-                                   with their history in the scores */
-    float probe_share;          /* > 0: the probe has this share of the
-                                   call's tokens, positions first, then rows
-                                   (replaces probe_positions, probe_rows and
-                                   min_probe_positions); 0: those rules */
+                                   contribution to the o and down outputs,
+                                   and score the variance about the mean */
+    int32_t history_fill;       /* 1: the call's positions outside the probe
+                                   add their history to the scores */
+    float probe_share;          /* in (0, 1]: the probe is this share of the
+                                   call's tokens, whole positions of one row
+                                   first, then more rows (probe_positions,
+                                   probe_rows and min_probe_positions are
+                                   then unused); 0: pp's probe rules */
     int32_t probe_min_tokens;   /* with probe_share: at least this many
-                                   probe tokens (all, in a smaller call) */
+                                   probe tokens, or all of a smaller call */
     float history_rows;         /* >= 0: the history weighs as this many
                                    probe rows, w = R / (R + history_rows);
-                                   < 0: w = p / (p + g) as in pp */
+                                   < 0: w = p / (p + g) as in pp. A
+                                   fix_ratio >= 0 overrides both */
 } pp_prune_config;
 
 /* Fills `config` with the defaults for `info` (Probe Pruning at ratio 0). */

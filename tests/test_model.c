@@ -376,6 +376,27 @@ static void arena_size_is_exact(void) {
     }
 }
 
+/* Scales are read in place as floats, so a misaligned memory source is an
+ * argument error, not a fault on strict-alignment CPUs. */
+static void misaligned_source_rejected(void) {
+    if (!have_model)
+        return;
+    uint8_t *copy = aligned_alloc(64, (model.size + 64 + 63) / 64 * 64);
+    memcpy(copy + 2, model.bytes, model.size);
+    pp_source source = {copy + 2, model.size, NULL, NULL};
+    pp_options o;
+    memset(&o, 0, sizeof o);
+    o.max_batch = 1;
+    o.max_tokens = 4;
+    size_t bytes = 0;
+    CHECK(pp_arena_size(&source, &o, &bytes) == PP_OK);
+    void *arena = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    pp_context *ctx = NULL;
+    CHECK(pp_init(&ctx, arena, bytes, &source, &o) == PP_ERR_INVALID_ARGUMENT);
+    free(arena);
+    free(copy);
+}
+
 /* A batch larger than planned, a position past the context and bad token
  * ids are statuses, not crashes. */
 static void forward_rejects_out_of_plan(void) {
@@ -472,6 +493,7 @@ int main(void) {
     RUN(pp_threads_identical_and_reads_less);
     RUN(arena_size_is_exact);
     RUN(forward_rejects_out_of_plan);
+    RUN(misaligned_source_rejected);
     RUN(decode_reads_only_kept_tiles);
     fixture_free(&model);
     return check_summary("test_model");

@@ -255,7 +255,7 @@ static void decode_never_reads_pruned_tiles(void) {
     CHECK(pp_forward(ctx, batch + 65, 1, 1, 65, PP_LAST_LOGITS, logits) == PP_OK);
     pp_stats stats;
     pp_stats_get(ctx, &stats);
-    CHECKF(stats.backing_bytes_read == d->dim + 4 * groups,
+    CHECKF(stats.backing_bytes_read == ctx->dims.dim + 4 * groups,
            "a warm full cache still read %llu bytes",
            (unsigned long long)stats.backing_bytes_read);
     CHECK(stats.cache_misses == 0 && stats.cache_hits > 0);

@@ -493,10 +493,16 @@ int pp_llama2c_parse(const uint8_t *data, size_t size, pp_llama2c *m, char *err,
     }
     int32_t cfg[7];
     if (pp_get_u32(data) == 0x616b3432u) {
-        if (size < 256 || get_i32(data + 4) != 2) {
+        if (size < 256) {
+            snprintf(err, err_size,
+                     "llama2.c int8 export: file is %zu bytes, shorter than its "
+                     "256-byte header", size);
+            return -1;
+        }
+        if (get_i32(data + 4) != 2) {
             snprintf(err, err_size,
                      "llama2.c int8 export: unsupported version %d (expected 2)",
-                     size >= 8 ? get_i32(data + 4) : -1);
+                     get_i32(data + 4));
             return -1;
         }
         for (int i = 0; i < 7; i++)
@@ -509,7 +515,9 @@ int pp_llama2c_parse(const uint8_t *data, size_t size, pp_llama2c *m, char *err,
         for (int i = 0; i < 7; i++)
             cfg[i] = get_i32(data + 4 * i);
         p->shared_classifier = cfg[5] > 0;
-        if (cfg[5] < 0)
+        /* INT32_MIN has no positive counterpart; it stays negative and is
+         * rejected below. */
+        if (cfg[5] < 0 && cfg[5] != INT32_MIN)
             cfg[5] = -cfg[5];
         m->version = 0;
     }

@@ -160,12 +160,6 @@ static void fuzz_llama2c_one(const uint8_t *data, size_t size, int convert) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    /* TODO: remove once pp_llama2c_parse no longer negates a legacy vocab
-     * size of INT32_MIN (undefined behavior). The fuzzer would stop on it
-     * at once; tests/fuzz/regress/fuzz_llama2c/ replays it meanwhile. */
-    if (size >= 28 && pp_get_u32(data) != 0x616b3432u &&
-        pp_get_u32(data + 20) == 0x80000000u)
-        return 0;
     fuzz_llama2c_one(data, size, 1);
     return 0;
 }
