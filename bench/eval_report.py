@@ -3,10 +3,11 @@
 and eval_ppl_vs_runtime.svg.
 
 Each input line is the --json output of one `pprt perplexity` run. Runtime
-reduction is reported two ways: from the multiply-accumulate counts,
-1 - run_flops_share - probe_flops_share (classifier included, probe counted
-as a cost), and from the measured wall time, 1 - seconds / dense seconds in
-the same mode.
+reduction is reported two ways. From the multiply-accumulate counts it is
+1 - run_flops_share - probe_flops_share, with the classifier included and
+the probe counted as a cost. Measured, it is 1 - cpu_seconds / dense
+cpu_seconds in the same mode, from the process CPU time of the scoring
+loop, because other jobs on a shared machine inflate wall time more.
 """
 
 import argparse
@@ -36,7 +37,7 @@ TOLERANCE = 0.05  # relative PPL difference accepted against the reference
 
 
 def methods_of(runs):
-    """The methods that ran, in table order."""
+    """Returns the methods that ran, in table order."""
     ran = []
     for run in runs:
         if run["method"] not in ran:
@@ -80,15 +81,15 @@ def add_derived(runs, reference):
     dense_seconds = {}
     for run in runs:
         if run["method"] == "dense":
-            dense_seconds[mode_key(run)] = run["seconds"]
+            dense_seconds[mode_key(run)] = run["cpu_seconds"]
     for run in runs:
         key = mode_key(run)
         run["mode_key"] = key
         run["bytes_read_fraction"] = run["weight_bytes_read"] / run["weight_bytes_dense"]
         run["flops_reduction"] = 1.0 - run["run_flops_share"] - run["probe_flops_share"]
         base = dense_seconds.get(key)
-        run["seconds_vs_dense"] = run["seconds"] / base if base else None
-        run["time_reduction"] = 1.0 - run["seconds"] / base if base else None
+        run["cpu_seconds_vs_dense"] = run["cpu_seconds"] / base if base else None
+        run["time_reduction"] = 1.0 - run["cpu_seconds"] / base if base else None
         ref = reference_ppl(reference, run["method"], run["prune_ratio"])
         if key == "batch" and ref is not None:
             run["reference_ppl"] = ref
@@ -141,20 +142,23 @@ def compare_orders(runs, reference):
     return out
 
 
-def check_threads(runs, path, threads):
+def check_threads(runs, path):
+    """Compares the table's batch-mode pp run at 0.4 with the same run on
+    another thread count."""
     with open(path) as f:
-        single = json.loads(f.readline())
+        other = json.loads(f.readline())
     table_run = find(runs, "batch", "pp", 0.4)
-    result = {"threads": threads, "single_thread_ppl": single["ppl"],
-              "single_thread_mean_nll": single["mean_nll"]}
+    result = {"other_threads": other["threads"], "other_ppl": other["ppl"],
+              "other_mean_nll": other["mean_nll"]}
     if table_run is None:
         result["checked"] = False
         return result
     result["checked"] = True
+    result["threads"] = table_run["threads"]
     result["table_ppl"] = table_run["ppl"]
     result["table_mean_nll"] = table_run["mean_nll"]
-    result["identical"] = (single["ppl"] == table_run["ppl"]
-                           and single["mean_nll"] == table_run["mean_nll"])
+    result["identical"] = (other["ppl"] == table_run["ppl"]
+                           and other["mean_nll"] == table_run["mean_nll"])
     return result
 
 
@@ -179,9 +183,10 @@ def markdown(args, runs, orders, thread_check):
         "with float32 weights, batch mode, wikitext calibration."
         % runs[0]["batches"])
     add("")
-    add("Machine: `%s`, %s, %s cores, kernels `%s`, %d worker threads; load "
-        "average %s before and %s after the %s s of runs (other jobs shared "
-        "the CPU, so the seconds are noisy)."
+    add("Machine: `%s`, %s, %s cores, kernels `%s`, %d worker threads. Load "
+        "average (1, 5, 15 min) %s before and %s after the %s s of runs: other "
+        "jobs may have shared the CPU, which inflates wall seconds more than "
+        "CPU seconds."
         % (args.machine, args.cpu, args.cores, runs[0]["isa"], args.threads,
            args.load_before, args.load_after, args.elapsed))
     add("")
@@ -194,16 +199,19 @@ def markdown(args, runs, orders, thread_check):
         "--reprobe 0` or `--mode generate --prompt-len 32 --reprobe 16`.")
     add("")
     if thread_check.get("checked"):
-        add("Thread check: pp at 0.4 in batch mode gives PPL %.6f on 1 thread "
-            "and %.6f on %d threads (%s)."
-            % (thread_check["single_thread_ppl"], thread_check["table_ppl"],
-               args.threads,
+        add("Thread check: pp at 0.4 in batch mode gives PPL %.6f on %d "
+            "thread(s) and %.6f on %d (%s)."
+            % (thread_check["table_ppl"], thread_check["threads"],
+               thread_check["other_ppl"], thread_check["other_threads"],
                "identical" if thread_check["identical"] else "DIFFERENT"))
         add("")
-    add("Columns: *bytes* is weight bytes read over a dense run's; *probe* and "
-        "*pruned pass* are MACs over a dense run's; *FLOPs cut* is 1 - pruned "
-        "pass - probe (negative when the probe costs more than pruning saves); "
-        "*time cut* is 1 - seconds / dense seconds in the same mode.")
+    add("Columns: *bytes* is weight bytes read over a dense run's (the "
+        "embedding row of every token, the classifier and the norms "
+        "included); *probe* and *pruned pass* are MACs over a dense run's; "
+        "*FLOPs cut* is 1 - pruned pass - probe, negative when the probe "
+        "costs more than pruning saves; *wall s* and *CPU s* time the "
+        "scoring loop (calibration excluded); *time cut* is 1 - CPU s / "
+        "dense CPU s in the same mode.")
     add("")
 
     for key, title in MODES:
@@ -214,21 +222,22 @@ def markdown(args, runs, orders, thread_check):
         add("")
         if key == "batch":
             add("| method | ratio | PPL | reference | diff | bytes | probe | "
-                "pruned pass | FLOPs cut | seconds | time cut |")
-            add("|---|---|---|---|---|---|---|---|---|---|---|")
+                "pruned pass | FLOPs cut | wall s | CPU s | time cut |")
+            add("|---|---|---|---|---|---|---|---|---|---|---|---|")
         else:
             add("| method | ratio | PPL | batch-mode PPL | bytes | probe | "
-                "pruned pass | FLOPs cut | seconds | time cut |")
-            add("|---|---|---|---|---|---|---|---|---|---|")
+                "pruned pass | FLOPs cut | wall s | CPU s | time cut |")
+            add("|---|---|---|---|---|---|---|---|---|---|---|")
         for method in methods_of(runs):
             for ratio in ratios_of(mode_runs):
                 run = find(mode_runs, key, method, ratio)
                 if run is None:
                     continue
-                common = ("%.3f | %.4f | %.4f | %.3f | %.2f | %s |"
+                common = ("%.3f | %.4f | %.4f | %.3f | %.2f | %.2f | %s |"
                           % (run["bytes_read_fraction"], run["probe_flops_share"],
                              run["run_flops_share"], run["flops_reduction"],
-                             run["seconds"], fmt(run["time_reduction"], ".3f")))
+                             run["seconds"], run["cpu_seconds"],
+                             fmt(run["time_reduction"], ".3f")))
                 if key == "batch":
                     diff = run["reference_diff"]
                     add("| %s | %.1f | %.4f | %s | %s | %s"
@@ -383,8 +392,8 @@ def svg(runs):
           "runtime reduction from MAC counts: 1 - pruned pass - probe",
           "stories260K, batch mode: PPL vs FLOPs reduction")
     panel(parts, width / 2, 0, width / 2, height, batch, "time_reduction",
-          "runtime reduction measured: 1 - seconds / dense seconds",
-          "stories260K, batch mode: PPL vs measured time reduction")
+          "runtime reduction measured: 1 - CPU seconds / dense CPU seconds",
+          "stories260K, batch mode: PPL vs measured CPU time reduction")
     x = 60
     methods = methods_of(runs)
     for method in methods:
@@ -411,7 +420,8 @@ def main():
     p.add_argument("--load-after", default="unknown")
     p.add_argument("--elapsed", default="unknown")
     p.add_argument("--threads", type=int, required=True)
-    p.add_argument("--one-thread", required=True)
+    p.add_argument("--other-threads", required=True,
+                   help="--json output of pp at 0.4 on another thread count")
     p.add_argument("--command", required=True)
     p.add_argument("--script", required=True)
     p.add_argument("--revision", default="unknown")
@@ -423,12 +433,12 @@ def main():
         sys.exit("eval_report: no runs in %s" % args.runs)
     reference = load_reference(args.reference)
     add_derived(runs, reference)
-    thread_check = check_threads(runs, args.one_thread, args.threads)
+    thread_check = check_threads(runs, args.other_threads)
     if thread_check.get("checked") and not thread_check["identical"]:
-        sys.exit("eval_report: pp at 0.4 gives PPL %.6f on 1 thread but %.6f on "
-                 "%d threads; rerun with THREADS=1"
-                 % (thread_check["single_thread_ppl"], thread_check["table_ppl"],
-                    args.threads))
+        sys.exit("eval_report: pp at 0.4 gives PPL %.6f on %d thread(s) but "
+                 "%.6f on %d; the result depends on the thread count"
+                 % (thread_check["table_ppl"], thread_check["threads"],
+                    thread_check["other_ppl"], thread_check["other_threads"]))
     orders = compare_orders(runs, reference)
 
     result = {

@@ -36,6 +36,10 @@
 #define Q8_PREFETCH_BYTES 4096
 #endif
 
+/* GEMV rows shorter than this are not prefetched (from the same Zen 4
+ * measurements as the distance). */
+#define Q8_PREFETCH_MIN_ROW_BYTES 512
+
 /* Returns lane t = sum of the 4 lanes of v_t, for t = 0..3. */
 static inline int32x4_t q8_hsum4(int32x4_t v0, int32x4_t v1, int32x4_t v2,
                                  int32x4_t v3) {
@@ -120,26 +124,27 @@ Q8_INLINE float q8_dot_1x1_vector(size_t pieces, size_t k, size_t group,
 }
 
 /*
- * Prefetches into L2 (locality 2: PLDL2KEEP) for the GEMV step that reads
- * 4 groups from byte `begin` (group g) of the 4 consecutive weight rows at
- * w, with scales at ws. Each row is
- * fetched Q8_PREFETCH_BYTES ahead, continuing past its end into the same
- * row of the next 4, and the scales of the next 4 rows keep pace with this
- * step. Nothing past the rows_after rows from w is touched.
+ * Prefetches into L2 (locality 2: PLDL2KEEP) for one GEMV step over 4 groups
+ * (group g) of the 4 consecutive weight rows at w, with scales at ws. The
+ * weights are fetched at row `row` (a multiple of 4) and byte `column` of
+ * the matrix from w: Q8_PREFETCH_BYTES ahead in each row, continuing in the
+ * same row of a later 4 past its end. The scales of the next 4 rows keep
+ * pace with the step. Nothing past the rows_after rows from w is touched.
+ *
+ * It must be inlined (Q8_INLINE): as a separate function, GCC 12 compiled
+ * its calls away in the AVX-512 build (no prefetch in the assembly output),
+ * apparently taking a prefetch-only function for one without side effects.
  */
-static inline void q8_prefetch_ahead(size_t k, size_t group, size_t groups,
-                                     const int8_t *w, const float *ws,
-                                     size_t rows_after, size_t begin,
-                                     size_t g) {
-    const size_t ahead = begin + Q8_PREFETCH_BYTES;
-    const size_t first_row = 4 * (ahead / k); /* whole steps of 4 rows */
-    const size_t column = ahead % k;
+Q8_INLINE void q8_prefetch_ahead(size_t k, size_t group, size_t groups,
+                                const int8_t *w, const float *ws,
+                                size_t rows_after, size_t row, size_t column,
+                                size_t g) {
     const size_t span = 4 * group;
 
     /* The last byte fetched must lie inside the matrix. */
-    if ((first_row + 3) * k + column + span <= rows_after * k) {
+    if ((row + 3) * k + column + span <= rows_after * k) {
         for (size_t j = 0; j < 4; j++) {
-            const int8_t *target = w + (first_row + j) * k + column;
+            const int8_t *target = w + (row + j) * k + column;
             for (size_t line = 0; line < span; line += 64)
                 __builtin_prefetch(target + line, 0, 2);
         }
@@ -172,12 +177,24 @@ Q8_INLINE void q8_dot_1x4_vector(size_t pieces, size_t k, size_t group,
     for (size_t j = 0; j < 4; j++)
         acc[j] = vdupq_n_f32(0.0f);
 
+    /* The GEMV prefetch position, Q8_PREFETCH_BYTES ahead of `begin` along
+     * each row: rows ahead (a multiple of 4) and the byte in the row. */
+    size_t prefetch_row = 4 * (Q8_PREFETCH_BYTES / k);
+    size_t prefetch_column = Q8_PREFETCH_BYTES % k;
+
     size_t g = 0;
     for (; g + 4 <= full; g += 4) {
         const size_t begin = g * group;
-        if (rows_after > 0 && Q8_PREFETCH_BYTES > 0)
+        if (rows_after > 0 && Q8_PREFETCH_BYTES > 0) {
             q8_prefetch_ahead(k, group, groups, b[0], bs[0], rows_after,
-                              begin, g);
+                              prefetch_row, prefetch_column, g);
+            /* Advance by this step's 4 groups; 4 * group <= k here. */
+            prefetch_column += 4 * group;
+            if (prefetch_column >= k) {
+                prefetch_column -= k;
+                prefetch_row += 4;
+            }
+        }
         int32x4_t sum[4][4];
 #pragma GCC unroll 4
         for (size_t t = 0; t < 4; t++) {
@@ -262,6 +279,8 @@ void GEMM_Q8_ARM_NAME(size_t m, size_t n, size_t k, size_t group,
     if (row_block < 4)
         row_block = 4;
 
+    const int prefetch = k >= Q8_PREFETCH_MIN_ROW_BYTES;
+
     for (size_t i0 = 0; i0 < m; i0 += row_block) {
         const size_t i1 = m - i0 < row_block ? m : i0 + row_block;
 
@@ -295,7 +314,8 @@ void GEMM_Q8_ARM_NAME(size_t m, size_t n, size_t k, size_t group,
                     wsr[r] = ws + (i + r) * groups;
                 }
                 float out[4];
-                q8_dot_1x4(k, group, xj, xsj, wr, wsr, m - i, out);
+                q8_dot_1x4(k, group, xj, xsj, wr, wsr, prefetch ? m - i : 0,
+                           out);
                 for (size_t r = 0; r < 4; r++)
                     q8_store(&yj[i + r], out[r], accumulate);
             }

@@ -31,15 +31,18 @@
 /*
  * GEMV prefetch distance per weight row, in bytes (0 turns it off). The
  * hardware prefetcher alone falls behind on 4 weight rows and their scales
- * at once. The value was measured on one thread of a Zen 4 EPYC (a shared
- * 2-core VM, timed in thread CPU time). There 4096 bytes into L2 raised
- * GEMV from 0.6 to 0.84 of the plain read bandwidth for 4096 x 11008, and
- * from 0.55 to 0.8 for 11008 x 4096. It cost about 10% on 288 x 288, where
- * rows are short.
+ * at once. The value comes from bench/bench_kernels --cpu-time on one
+ * thread of a Zen 4 EPYC (a shared 2-core VM): 4096 bytes into L2 raised
+ * GEMV from 0.67 to 0.97 of the paired plain read bandwidth for
+ * 4096 x 11008, and from 0.62 to 0.9 for 11008 x 4096 and 32000 x 4096.
  */
 #ifndef Q8_PREFETCH_BYTES
 #define Q8_PREFETCH_BYTES 4096
 #endif
+
+/* GEMV rows shorter than this are not prefetched: on the same machine,
+ * 288 x 288 ran 15-20% slower with it, and 512 x 512 twice as fast. */
+#define Q8_PREFETCH_MIN_ROW_BYTES 512
 
 /* Returns lane t = sum of the 8 lanes of v_t, for t = 0..3. */
 static inline __m128i q8_hsum4(__m256i v0, __m256i v1, __m256i v2,
@@ -199,28 +202,27 @@ Q8_INLINE float q8_dot_1x1_vector(size_t pieces, size_t k, size_t group,
 }
 
 /*
- * Prefetches into L2 (locality 2: prefetcht1) for the GEMV step that reads
- * 4 groups from byte `begin` (group g) of the 4 consecutive weight rows at
- * w, with scales at ws. Each row is fetched Q8_PREFETCH_BYTES ahead,
- * continuing past its end into the same row of the next 4, and the scales
- * of the next 4 rows keep pace with this step. Nothing past the rows_after
- * rows from w is touched. It uses __builtin_prefetch with constant
- * arguments because GCC 12 emitted no instruction at all for _mm_prefetch
- * in this function (checked in its assembly output).
+ * Prefetches into L2 (locality 2: prefetcht1) for one GEMV step over 4 groups
+ * (group g) of the 4 consecutive weight rows at w, with scales at ws. The
+ * weights are fetched at row `row` (a multiple of 4) and byte `column` of
+ * the matrix from w: Q8_PREFETCH_BYTES ahead in each row, continuing in the
+ * same row of a later 4 past its end. The scales of the next 4 rows keep
+ * pace with the step. Nothing past the rows_after rows from w is touched.
+ *
+ * It must be inlined (Q8_INLINE): as a separate function, GCC 12 compiled
+ * its calls away in the AVX-512 build (no prefetch in the assembly output),
+ * apparently taking a prefetch-only function for one without side effects.
  */
-static inline void q8_prefetch_ahead(size_t k, size_t group, size_t groups,
-                                     const int8_t *w, const float *ws,
-                                     size_t rows_after, size_t begin,
-                                     size_t g) {
-    const size_t ahead = begin + Q8_PREFETCH_BYTES;
-    const size_t first_row = 4 * (ahead / k); /* whole steps of 4 rows */
-    const size_t column = ahead % k;
+Q8_INLINE void q8_prefetch_ahead(size_t k, size_t group, size_t groups,
+                                const int8_t *w, const float *ws,
+                                size_t rows_after, size_t row, size_t column,
+                                size_t g) {
     const size_t span = 4 * group;
 
     /* The last byte fetched must lie inside the matrix. */
-    if ((first_row + 3) * k + column + span <= rows_after * k) {
+    if ((row + 3) * k + column + span <= rows_after * k) {
         for (size_t j = 0; j < 4; j++) {
-            const int8_t *target = w + (first_row + j) * k + column;
+            const int8_t *target = w + (row + j) * k + column;
             for (size_t line = 0; line < span; line += 64)
                 __builtin_prefetch(target + line, 0, 2);
         }
@@ -248,12 +250,24 @@ Q8_INLINE void q8_dot_1x4_vector(size_t pieces, size_t k, size_t group,
     for (size_t j = 0; j < 4; j++)
         acc[j] = _mm_setzero_ps();
 
+    /* The GEMV prefetch position, Q8_PREFETCH_BYTES ahead of `begin` along
+     * each row: rows ahead (a multiple of 4) and the byte in the row. */
+    size_t prefetch_row = 4 * (Q8_PREFETCH_BYTES / k);
+    size_t prefetch_column = Q8_PREFETCH_BYTES % k;
+
     size_t g = 0;
     for (; g + 4 <= full; g += 4) {
         const size_t begin = g * group;
-        if (rows_after > 0 && Q8_PREFETCH_BYTES > 0)
+        if (rows_after > 0 && Q8_PREFETCH_BYTES > 0) {
             q8_prefetch_ahead(k, group, groups, b[0], bs[0], rows_after,
-                              begin, g);
+                              prefetch_row, prefetch_column, g);
+            /* Advance by this step's 4 groups; 4 * group <= k here. */
+            prefetch_column += 4 * group;
+            if (prefetch_column >= k) {
+                prefetch_column -= k;
+                prefetch_row += 4;
+            }
+        }
         __m256i pairs01[4], pairs23[4];
         q8_group_pairs_1x4(a, b, begin, group, pieces, pairs01);
         q8_group_pairs_1x4(a, b, begin + 2 * group, group, pieces, pairs23);
@@ -313,15 +327,69 @@ static inline void q8_store(float *dst, float value, int accumulate) {
  * each weight row. The 1 to 3 activation rows left over (all of GEMV) each
  * share 4 weight rows at a time instead.
  */
+/*
+ * Short rows: 1 to 3 groups of exactly 32 values (a tile's down columns,
+ * 32 channels wide; a head's o columns, 64 wide). The general path takes
+ * groups 4 at a time and leaves these to its scalar-order tail one row at a
+ * time; here 4 rows share each horizontal sum. The float sum runs over the
+ * groups in increasing order from 0.0f, as the tail does, so the result is
+ * the same bit for bit.
+ */
+static void q8_short_rows(size_t m, size_t n, size_t k, const int8_t *w,
+                          const float *ws, const int8_t *x, size_t ldx,
+                          const float *xs, size_t ldxs, float *y, size_t ldy,
+                          int accumulate) {
+    const size_t groups = k / 32;
+
+    for (size_t j = 0; j < n; j++) {
+        const int8_t *xj = x + j * ldx;
+        const float *xsj = xs + j * ldxs;
+        float *yj = y + j * ldy;
+        size_t i = 0;
+
+        for (; i + 4 <= m; i += 4) {
+            float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            for (size_t g = 0; g < groups; g++) {
+                __m256i sum[4];
+                for (size_t r = 0; r < 4; r++)
+                    sum[r] = q8_dot_pair(_mm256_setzero_si256(),
+                                         w + (i + r) * k + 32 * g, xj + 32 * g);
+                int32_t isum[4];
+                _mm_storeu_si128((__m128i *)(void *)isum,
+                                 q8_hsum4(sum[0], sum[1], sum[2], sum[3]));
+                for (size_t r = 0; r < 4; r++)
+                    acc[r] += (float)isum[r] * (ws[(i + r) * groups + g] * xsj[g]);
+            }
+            for (size_t r = 0; r < 4; r++)
+                q8_store(&yj[i + r], acc[r], accumulate);
+        }
+
+        for (; i < m; i++) {
+            float acc = 0.0f;
+            for (size_t g = 0; g < groups; g++) {
+                const int32_t isum = q8_dot_any(w + i * k + 32 * g, xj + 32 * g, 32);
+                acc += (float)isum * (ws[i * groups + g] * xsj[g]);
+            }
+            q8_store(&yj[i], acc, accumulate);
+        }
+    }
+}
+
 void GEMM_Q8_X86_NAME(size_t m, size_t n, size_t k, size_t group,
                       const int8_t *w, const float *ws,
                       const int8_t *x, size_t ldx,
                       const float *xs, size_t ldxs,
                       float *y, size_t ldy, int accumulate) {
     const size_t groups = pp_group_count(k, group);
+    if (group == 32 && k % 32 == 0 && k <= 96) {
+        q8_short_rows(m, n, k, w, ws, x, ldx, xs, ldxs, y, ldy, accumulate);
+        return;
+    }
     size_t row_block = Q8_ROW_BLOCK_BYTES / k / 4 * 4;
     if (row_block < 4)
         row_block = 4;
+
+    const int prefetch = k >= Q8_PREFETCH_MIN_ROW_BYTES;
 
     for (size_t i0 = 0; i0 < m; i0 += row_block) {
         const size_t i1 = m - i0 < row_block ? m : i0 + row_block;
@@ -356,7 +424,8 @@ void GEMM_Q8_X86_NAME(size_t m, size_t n, size_t k, size_t group,
                     wsr[r] = ws + (i + r) * groups;
                 }
                 float out[4];
-                q8_dot_1x4(k, group, xj, xsj, wr, wsr, m - i, out);
+                q8_dot_1x4(k, group, xj, xsj, wr, wsr, prefetch ? m - i : 0,
+                           out);
                 for (size_t r = 0; r < 4; r++)
                     q8_store(&yj[i + r], out[r], accumulate);
             }

@@ -18,8 +18,8 @@
 #include <time.h>
 
 /* Nanoseconds a waiting thread polls before it sleeps. Measured in time,
- * not iterations, because a pause or yield hint takes from 1 to over 100
- * cycles depending on the core. */
+ * not iterations, because a pause or yield hint takes from about 1 to over
+ * 100 cycles depending on the core. */
 #define POOL_SPIN_NS 100000
 
 /* Polls between two reads of the clock. */
@@ -45,7 +45,7 @@ struct pp_pool {
     size_t n_tasks;
     void (*task)(void *arg, size_t index);
     void *arg;
-    int stop;
+    int stop;  /* set by pp_pool_destroy() */
 };
 
 static inline void cpu_relax(void) {
@@ -62,7 +62,8 @@ static int64_t monotonic_ns(void) {
     return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 }
 
-/* Returns 0 once POOL_SPIN_NS have passed since *deadline was set to 0. */
+/* Returns 0 once about POOL_SPIN_NS have passed since the first clock read
+ * of this wait, which sets *deadline (0 before it). */
 static int keep_spinning(unsigned spin, int64_t *deadline) {
     if (spin % POOL_SPIN_CHECK != POOL_SPIN_CHECK - 1)
         return 1;

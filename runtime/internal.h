@@ -112,22 +112,25 @@ typedef struct pp_global_state {
     double *attn_full_bias;     /* [n_layers][dim] W_o @ attn_mean, all heads */
     double *mlp_full_bias;      /* [n_layers][dim] W_down @ mlp_mean */
     int32_t *head_budget;       /* [n_layers] heads to prune */
-    int32_t *mlp_budget;        /* [n_layers] MLP units (tiles or channels) */
-    double *unit_score;         /* [n_layers * (n_heads + hidden)] */
-    int32_t *unit_order;        /* [n_layers * (n_heads + hidden)] */
+    int32_t *mlp_budget;        /* [n_layers] MLP units (tiles or channels)
+                                   to prune */
+    double *unit_score;         /* [n_layers * (n_heads + hidden)] z-scores
+                                   of the global ranking */
+    int32_t *unit_order;        /* the same size: their ascending order */
 } pp_global_state;
 
 /* The Probe Pruning state. */
 typedef struct pp_pruning {
     pp_prune_config config;
-    int dynamic;                /* PP or full-batch probing */
+    int dynamic;                /* PP, full-batch probing or pp-global */
     int have_kept;              /* a kept set was chosen by a probe */
     uint8_t *head_kept;         /* [n_layers][n_heads] */
     uint8_t *channel_kept;      /* [n_layers][hidden] */
     uint8_t *tile_kept;         /* [n_layers][mlp tiles]: any channel kept */
     float *attn_history;        /* [n_layers][history_len][dim] */
     float *mlp_history;         /* [n_layers][history_len][hidden] */
-    float *attn_bias;           /* [n_layers][dim] FLAP compensation, or 0 */
+    float *attn_bias;           /* [n_layers][dim] FLAP or pp-global
+                                   compensation, or 0 */
     float *mlp_bias;            /* [n_layers][dim] */
     int have_bias;
     pp_global_state global;

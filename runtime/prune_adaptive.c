@@ -3,48 +3,56 @@
  * the pruning budget and bias compensation.
  *
  * Probe Pruning (probe.c) prunes the same share of heads and of MLP
- * channels in every pruned layer, scores the probe positions only, and
- * drops the pruned channels' output entirely. pp-global keeps its probe and
- * its history and changes four things, each of which can be switched off:
+ * channels in every pruned layer, probes one row of an 8-window batch,
+ * weighs that probe by w = p / (p + g) against the history, scores the
+ * probed positions only, and drops the pruned channels' output entirely.
+ * pp-global keeps the probe and the history and changes five things, each
+ * of which a pp_prune_config field switches off:
  *
- *   Probe size      (probe_min_tokens) the probe has at least this many
- *                   tokens: the positions grow first (up to all positions of
- *                   the call), then the rows. A batch of 8 windows otherwise
- *                   gets a one-row probe, and a short prompt a few tokens.
+ *   Probe size      (probe_share, probe_min_tokens) the probe has a fixed
+ *                   share of the call's tokens, at least probe_min_tokens,
+ *                   taken as whole positions of one row first, then more
+ *                   rows. Measured on the held-out text, more positions
+ *                   help more than more rows at the same cost.
+ *   Fusion          (history_rows) the history weighs as history_rows probe
+ *                   rows: w = R / (R + history_rows). pp's p / (p + g)
+ *                   gives a one-row probe nearly all the weight wherever its
+ *                   sample is larger than the history, which is noise.
  *   History fill    (history_fill) positions of the call outside the probe
  *                   add their history g[s][c] to the statistic F[c], so F
- *                   covers the whole call instead of the probed half.
+ *                   covers the whole call instead of the probed positions.
  *   Global budget   (global_budget) how many heads and MLP units each layer
  *                   prunes comes from one ranking over all pruned layers,
- *                   as FLAP ranks: unit scores computed from the history
- *                   (the expected value of the probe's statistic), z-scored
- *                   within each layer and kind (heads, MLP units), sorted
- *                   together, and removed from the lowest until the removed
- *                   parameters would pass the uniform methods' count (a head
- *                   costs its q rows and o columns, 2 * dim * head_dim; an
- *                   MLP channel 3 * dim). The probe then picks which units
- *                   within each layer's budget. The budgets are recomputed
- *                   from the history at the start of every probed call.
+ *                   as FLAP ranks. Unit scores come from the history (the
+ *                   expected value of the probe's statistic) and are
+ *                   z-scored within each layer and kind (heads, MLP units).
+ *                   All units are sorted together and removed from the
+ *                   lowest while the removed parameters stay within the
+ *                   uniform methods' count. A head costs its q rows and o
+ *                   columns, 2 * dim * head_dim, and an MLP channel 3 * dim.
+ *                   The probe then picks which units within each layer's
+ *                   budget. The budgets are recomputed from the history at
+ *                   the start of every probed call, because the probe runs
+ *                   layer by layer and cannot see later layers before it
+ *                   must choose.
  *   Bias            (bias_compensation) a mean per input channel of the o
  *                   and down projections, from calibration and then by EMA
  *                   at the kept channels after every probed pass, beside the
  *                   history's mean squares. The pruned channels' mean
  *                   contribution W[:, pruned] @ mean[pruned] is added to
  *                   the output, and units are scored by the variance they
- *                   leave (E[x^2] - mean^2) rather than by E[x^2].
+ *                   leave, E[x^2] - mean^2, rather than by E[x^2].
  *
- * Scores: a unit's expected squared output error if removed,
- * sum over its channels c of F[c] * sum_d W[d,c]^2 (with F the fused second
- * moment, centered when the bias is on).
+ * A unit's score is its expected squared output error if removed: the sum
+ * over its channels c of F[c] * sum_d W[d,c]^2.
  *
  * The bias never reads a pruned tile: W @ mean over all channels is
  * computed once at set-up (reading every o and down tile), and each probed
  * layer subtracts the kept columns' part, which the pass reads anyway. The
- * means change only at kept channels, so the full product is updated from
- * kept columns too.
+ * means change only at kept channels, so that full product is updated from
+ * kept columns too. These products are counted in macs_probe.
  */
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -52,12 +60,6 @@
 #define FUSE_EPS 1e-6
 /* At most this share of a layer's heads, or of its MLP units, is pruned. */
 #define MAX_UNIT_SHARE 0.95
-
-/* NOTE: experiment knobs, removed before the method is final. */
-static int knob(const char *name, int fallback) {
-    const char *v = getenv(name);
-    return v && *v ? atoi(v) : fallback;
-}
 
 static int history_slot(const pp_context *c, int position) {
     return position < c->history_len ? position : c->history_len - 1;
@@ -73,16 +75,19 @@ static int mlp_unit_count(const pp_context *c) {
     return (c->info.hidden_dim + unit - 1) / unit;
 }
 
+/* With the bias compensated, what pruning loses is a channel's variance
+ * about its mean, so the scores use centered second moments. */
 static int centered(const pp_context *c) {
-    return c->pruning.config.bias_compensation && knob("PPX_CENTER", 1);
+    return c->pruning.config.bias_compensation;
 }
 
 /* ---- Buffers and configuration ------------------------------------------- */
 
 void pp_global_allocate(pp_context *c, pp_arena *a, const pp_dims *d) {
     pp_global_state *g = &c->pruning.global;
-    const size_t layers = d->n_layers, dim = d->dim, hidden = d->hidden_dim;
-    const size_t units = layers * (d->n_heads + hidden);
+    const size_t layers = (size_t)d->n_layers, dim = (size_t)d->dim;
+    const size_t hidden = (size_t)d->hidden_dim;
+    const size_t units = layers * ((size_t)d->n_heads + hidden);
 
     g->attn_mean = pp_arena_alloc(a, layers * dim, sizeof(double), 64);
     g->mlp_mean = pp_arena_alloc(a, layers * hidden, sizeof(double), 64);
@@ -104,9 +109,9 @@ int pp_global_config_valid(const pp_context *c, const pp_prune_config *k) {
 }
 
 /*
- * The probe size for probe_share: ceil(share * n_seq * n_tok) tokens, at
- * least probe_min_tokens (at most all), taken as whole positions of one row
- * first, then more rows; at least min_probe_rows rows.
+ * Sets the probe size for probe_share: ceil(share * n_seq * n_tok) tokens,
+ * but at least probe_min_tokens and at most all. They are whole positions
+ * of one row first, then more rows, and at least min_probe_rows rows.
  */
 void pp_global_probe_size(const pp_context *c, int n_seq, int n_tok, int *rows,
                           int *positions) {
@@ -119,23 +124,20 @@ void pp_global_probe_size(const pp_context *c, int n_seq, int n_tok, int *rows,
         want = cfg->probe_min_tokens;
     if (want > total)
         want = total;
-    const int first_rows = knob("PPX_ROWS", 1) > n_seq ? n_seq : knob("PPX_ROWS", 1);
-    int P = (want + first_rows - 1) / first_rows;
-    if (P > n_tok)
-        P = n_tok;
+    const int P = want < n_tok ? want : n_tok;
     int R = (want + P - 1) / P;
     if (R < cfg->min_probe_rows)
         R = cfg->min_probe_rows;
     *rows = R < n_seq ? R : n_seq;
-    *positions = P < 1 ? 1 : P;
+    *positions = P;
 }
 
 /* ---- Weighted columns of a q8 matrix ------------------------------------- */
 
 /*
- * out[d] += sign * sum_i W[d, i] * values[i] over the columns i < width
- * with mask[i] != 0 (every column when mask is NULL), for the q8 matrix
- * [dim][width] at `part`. Returns the multiply-accumulates spent.
+ * Adds sign * sum_i W[d, i] * values[i] to out[d], over the columns
+ * i < width with mask[i] != 0 (every column when mask is NULL), for the q8
+ * matrix [dim][width] at `part`. Returns the multiply-accumulates spent.
  */
 static uint64_t add_columns(const pp_context *c, const uint8_t *part,
                             size_t width, const double *values,
@@ -170,10 +172,10 @@ static const uint8_t *read_part(pp_context *c, int layer, pp_part part,
 }
 
 /*
- * out[d] += sign * sum over the selected channels c of W[d, c] * values[c],
- * for the o projection (attention) or the down projection (MLP) of
- * `layer`. Selected: heads with head_mask[h] (o), channels with
- * channel_mask[c] in tiles with tile_mask[t] (down); NULL masks select all.
+ * Adds sign * sum_c W[d, c] * values[c] to out[d] for the o projection
+ * (mlp 0) or the down projection (mlp 1) of `layer`. The sum runs over the
+ * channels with channel_mask[c] in the heads or tiles with unit_mask[u],
+ * and a NULL mask selects all.
  */
 static pp_status add_projection(pp_context *c, int layer, int mlp,
                                 const double *values, const uint8_t *unit_mask,
@@ -214,8 +216,8 @@ static pp_status add_projection(pp_context *c, int layer, int mlp,
 
 /* ---- Scores -------------------------------------------------------------- */
 
-/* score[u] = sum over the channels c of unit u of F[c] * w2[c], where w2 is
- * sum_d W[d,c]^2: the expected squared output error of removing the unit. */
+/* Scores each unit u as sum over its channels c of F[c] * w2[c], where w2
+ * is sum_d W[d,c]^2: the expected squared output error of removing it. */
 static void score_units(const double *F, const float *w2, int width, int unit,
                         double *score) {
     for (int u = 0; u * unit < width; u++) {
@@ -226,8 +228,8 @@ static void score_units(const double *F, const float *w2, int width, int unit,
     }
 }
 
-/* The history's second moment at one slot, centered on the channel mean
- * when the bias is compensated (clamped at 0). */
+/* Returns the history's second moment g at one slot, centered on the
+ * channel mean when the bias is compensated (clamped at 0). */
 static double history_moment(const pp_context *c, double g, double mean) {
     if (!centered(c))
         return g;
@@ -236,10 +238,12 @@ static double history_moment(const pp_context *c, double g, double mean) {
 }
 
 /*
- * F[c] for one sublayer of a probed call: over the probe positions the
- * fusion of the probe's second moment p with the history g (w = p / (p + g
- * + 1e-6), f = (1 - w) g + w p); over the call's other positions, with
- * history_fill, the history alone. act is [R][P][width].
+ * Computes F[c] for one sublayer of a probed call from act, [R][P][width].
+ * At a probe position F adds f = (1 - w) g + w p, the fusion of the
+ * probe's second moment p (the mean over its R rows) with the history g.
+ * The weight w is fix_ratio when that is set, else R / (R + history_rows),
+ * else pp's p / (p + g + 1e-6). At the call's other positions F adds the
+ * history alone when history_fill is on.
  */
 static void fuse_probe(pp_context *c, const float *act, size_t width,
                        const float *history, const double *mean, int R, int P,
@@ -286,14 +290,12 @@ static void fuse_probe(pp_context *c, const float *act, size_t width,
     }
 }
 
-/* F[c] from the history alone: the sum over all history slots. */
+/* Sums the history's second moments over all slots into F[c]. */
 static void history_statistic(const pp_context *c, const float *history,
                               const double *mean, size_t width, double *F) {
     for (size_t ch = 0; ch < width; ch++)
         F[ch] = 0.0;
     for (int slot = 0; slot < c->history_len; slot++) {
-        if (c->calibration.slot_count[slot] == 0 && knob("PPX_ALLSLOTS", 0) == 0)
-            continue;
         const float *g = history + (size_t)slot * width;
         for (size_t ch = 0; ch < width; ch++)
             F[ch] += history_moment(c, g[ch], mean[ch]);
@@ -301,15 +303,6 @@ static void history_statistic(const pp_context *c, const float *history,
 }
 
 /* ---- Budgets ------------------------------------------------------------- */
-
-static void normalize_mean(double *x, int n) {
-    double mean = 0.0;
-    for (int i = 0; i < n; i++)
-        mean += x[i];
-    mean /= n;
-    for (int i = 0; i < n; i++)
-        x[i] = mean > 0 ? x[i] / mean : 0.0;
-}
 
 /* Standardizes n scores to zero mean and unit sample standard deviation. */
 static void standardize(double *x, int n) {
@@ -364,26 +357,14 @@ static void global_budgets(pp_context *c) {
         history_statistic(c, c->pruning.attn_history + (size_t)l * c->history_len * dim,
                           g->attn_mean + (size_t)l * dim, dim, F);
         score_units(F, pp_o_column_stats(c, l) + dim, (int)dim, (int)hd, score);
-        if (knob("PPX_ALLOC", 0) == 0)
-            standardize(score, heads);
-        else if (knob("PPX_ALLOC", 0) == 2)
-            normalize_mean(score, heads);
-        else
-            for (int h = 0; h < heads; h++)
-                score[h] /= (double)head_cost;
+        standardize(score, heads);
 
         history_statistic(c, c->pruning.mlp_history +
                                  (size_t)l * c->history_len * (size_t)hidden,
                           g->mlp_mean + (size_t)l * hidden, (size_t)hidden, F);
         score_units(F, pp_down_column_stats(c, l) + hidden, hidden, unit,
                     score + heads);
-        if (knob("PPX_ALLOC", 0) == 0)
-            standardize(score + heads, units);
-        else if (knob("PPX_ALLOC", 0) == 2)
-            normalize_mean(score + heads, units);
-        else
-            for (int u = 0; u < units; u++)
-                score[heads + u] /= (double)(3 * dim * (size_t)unit);
+        standardize(score + heads, units);
     }
 
     const int n = pruned_layers * stride;
@@ -427,7 +408,7 @@ static void compute_budgets(pp_context *c) {
 
 /* ---- Bias ---------------------------------------------------------------- */
 
-/* The mean of each channel from the calibration sums. */
+/* Sets each channel's mean from the calibration sums. */
 static void calibration_means(pp_context *c) {
     pp_global_state *g = &c->pruning.global;
     const size_t layers = (size_t)c->info.n_layers;
@@ -440,8 +421,8 @@ static void calibration_means(pp_context *c) {
         g->mlp_mean[i] = n > 0 ? c->calibration.mlp_sum[i] / n : 0.0;
 }
 
-/* W @ mean over all channels of every pruned layer: reads every o and down
- * tile once. */
+/* Computes W @ mean over all channels of every pruned layer, reading every
+ * o and down tile once. */
 static pp_status full_biases(pp_context *c) {
     pp_global_state *g = &c->pruning.global;
     const size_t dim = (size_t)c->info.dim, hidden = (size_t)c->info.hidden_dim;
@@ -461,10 +442,10 @@ static pp_status full_biases(pp_context *c) {
     return PP_OK;
 }
 
-/* bias = W[:, pruned] @ mean[pruned] = full - W[:, kept] @ mean[kept]; 0
- * when nothing is pruned. */
+/* Sets the layer's bias to W[:, pruned] @ mean[pruned], computed as
+ * full - W[:, kept] @ mean[kept], or to 0 when nothing is pruned. */
 static void set_bias(pp_context *c, int layer, int mlp, const uint8_t *unit_kept,
-                     int n_units, const uint8_t *channel_kept) {
+                     const uint8_t *channel_kept) {
     pp_global_state *g = &c->pruning.global;
     const size_t dim = (size_t)c->info.dim;
     const size_t width = mlp ? (size_t)c->info.hidden_dim : dim;
@@ -486,8 +467,7 @@ static void set_bias(pp_context *c, int layer, int mlp, const uint8_t *unit_kept
         acc[d] = full[d];
     if (add_projection(c, layer, mlp, mean, unit_kept, mlp ? channel_kept : NULL,
                        -1.0, acc) != PP_OK)
-        return;
-    (void)n_units;
+        return;  /* c->io_status fails the call */
     for (size_t d = 0; d < dim; d++)
         bias[d] = (float)acc[d];
 }
@@ -516,10 +496,10 @@ void pp_global_select_heads(pp_context *c, int layer, int n_tok, int R, int P,
     pp_global_state *g = &c->pruning.global;
     const size_t dim = (size_t)c->info.dim;
     const int heads = c->info.n_heads;
-    uint8_t *kept = c->pruning.head_kept + (size_t)layer * heads;
+    uint8_t *kept_heads = c->pruning.head_kept + (size_t)layer * heads;
 
     /* The first pruned layer of a call: budgets from the latest history. */
-    if (layer == c->pruning.config.skip_layers && knob("PPX_REFRESH", 1))
+    if (layer == c->pruning.config.skip_layers)
         compute_budgets(c);
 
     fuse_probe(c, c->scratch.att, dim,
@@ -529,8 +509,8 @@ void pp_global_select_heads(pp_context *c, int layer, int n_tok, int R, int P,
     score_units(c->scratch.fused, pp_o_column_stats(c, layer) + dim, (int)dim,
                 c->info.head_dim, c->scratch.unit_score);
     pp_select_lowest(c->scratch.unit_score, heads, g->head_budget[layer],
-                     c->scratch.order, kept);
-    set_bias(c, layer, 0, kept, heads, NULL);
+                     c->scratch.order, kept_heads);
+    set_bias(c, layer, 0, kept_heads, NULL);
 }
 
 void pp_global_select_channels(pp_context *c, int layer, int n_tok, int R,
@@ -538,7 +518,7 @@ void pp_global_select_channels(pp_context *c, int layer, int n_tok, int R,
     pp_global_state *g = &c->pruning.global;
     const size_t hidden = (size_t)c->info.hidden_dim;
     const int unit = mlp_unit(c), units = mlp_unit_count(c);
-    uint8_t *kept = c->pruning.channel_kept + (size_t)layer * hidden;
+    uint8_t *kept_channels = c->pruning.channel_kept + (size_t)layer * hidden;
 
     fuse_probe(c, c->scratch.hb, hidden,
                c->pruning.mlp_history + (size_t)layer * c->history_len * hidden,
@@ -549,25 +529,26 @@ void pp_global_select_channels(pp_context *c, int layer, int n_tok, int R,
 
     if (unit == 1) {
         pp_select_lowest(c->scratch.unit_score, units, g->mlp_budget[layer],
-                         c->scratch.order, kept);
+                         c->scratch.order, kept_channels);
     } else {
         uint8_t *tile_kept = c->pruning.tile_kept + (size_t)layer * units;
         pp_select_lowest(c->scratch.unit_score, units, g->mlp_budget[layer],
                          c->scratch.order, tile_kept);
         for (size_t j = 0; j < hidden; j++)
-            kept[j] = tile_kept[j / (size_t)unit];
+            kept_channels[j] = tile_kept[j / (size_t)unit];
     }
     pp_refresh_tile_kept(c, layer);
-    set_bias(c, layer, 1, c->pruning.tile_kept + (size_t)layer * pp_mlp_tile_count(&c->dims),
-             (int)pp_mlp_tile_count(&c->dims), kept);
+    set_bias(c, layer, 1,
+             c->pruning.tile_kept + (size_t)layer * pp_mlp_tile_count(&c->dims),
+             kept_channels);
 }
 
 /* ---- Means after the pruned pass ----------------------------------------- */
 
 /*
- * mean[c] <- m mean[c] + (1 - m) (batch mean of act[., c]) at kept
- * channels, and full += W[:, kept] @ (change of mean), so that full stays
- * W @ mean without reading pruned columns.
+ * Moves mean[c] to m mean[c] + (1 - m) (batch mean of act[., c]) at kept
+ * channels, and adds W[:, kept] @ (change of mean) to full, so that full
+ * stays W @ mean without reading pruned columns.
  */
 static void update_means(pp_context *c, int layer, int mlp, const float *act,
                          int n_seq, int n_tok) {

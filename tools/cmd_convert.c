@@ -105,7 +105,8 @@ int pp_cmd_convert(int argc, char **argv) {
     pp_write_options o = {0, 0, 0, 1};
     char err[512];
 
-    for (int i = 1; i < argc; i++) {
+    /* Every option takes a value, so options come in pairs. */
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -131,7 +132,6 @@ int pp_cmd_convert(int argc, char **argv) {
             fputs(help, stderr);
             pp_die("unknown or incomplete option '%s' for convert", a);
         }
-        i++;
     }
     if (gguf && (input || tokenizer)) {
         fputs(help, stderr);

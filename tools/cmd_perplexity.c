@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "perplexity.h"
@@ -408,6 +409,7 @@ int pp_cmd_perplexity(int argc, char **argv) {
 
     pp_nll_total total = {0.0, 0};
     const double t0 = pp_now();
+    const clock_t cpu0 = clock();
     int rc;
     if (llamacpp) {
         rc = pp_score_llamacpp(s.ctx, &stream, S, B, chunks, &total,
@@ -420,6 +422,9 @@ int pp_cmd_perplexity(int argc, char **argv) {
     if (rc != 0)
         pp_die("%s", err);
     const double seconds = pp_now() - t0;
+    /* Process CPU time (all threads): less sensitive than wall time to other
+     * jobs on the machine. */
+    const double cpu_seconds = (double)(clock() - cpu0) / CLOCKS_PER_SEC;
     const double mean_nll = total.nll / (double)total.count;
     const double ppl = exp(mean_nll);
 
@@ -438,7 +443,8 @@ int pp_cmd_perplexity(int argc, char **argv) {
                "\"weight_bytes_read\": %llu, \"weight_bytes_dense\": %llu, "
                "\"macs_dense\": %llu, \"macs_probe\": %llu, \"macs_run\": %llu, "
                "\"probe_flops_share\": %.6f, \"run_flops_share\": %.6f, "
-               "\"seconds\": %.4f, \"isa\": \"%s\", \"threads\": %d, "
+               "\"seconds\": %.4f, \"cpu_seconds\": %.4f, \"isa\": \"%s\", "
+               "\"threads\": %d, "
                "\"calibration\": %s%s%s, \"synthetic_weights\": %s}\n",
                ppl, mean_nll, total.count, batches, scoring, chunks, S, B,
                pp_method_name(prune.method), ratio, mode,
@@ -448,7 +454,7 @@ int pp_cmd_perplexity(int argc, char **argv) {
                (unsigned long long)stats.macs_dense,
                (unsigned long long)stats.macs_probe,
                (unsigned long long)stats.macs_run, probe_share, run_share, seconds,
-               pp_isa(s.ctx), prune.threads, prune.calib ? "\"" : "",
+               cpu_seconds, pp_isa(s.ctx), prune.threads, prune.calib ? "\"" : "",
                prune.calib ? prune.calib : "null", prune.calib ? "\"" : "",
                s.info.synthetic ? "true" : "false");
     } else {

@@ -107,7 +107,8 @@ int pp_cmd_synth(int argc, char **argv) {
     pp_write_options o = {0, 0, 0, 1};
     char err[512];
 
-    for (int i = 1; i < argc; i++) {
+    /* Every option takes a value, so options come in pairs. */
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -129,7 +130,6 @@ int pp_cmd_synth(int argc, char **argv) {
             fputs(help, stderr);
             pp_die("unknown or incomplete option '%s' for synth", a);
         }
-        i++;
     }
     const shape *s = NULL;
     for (size_t i = 0; name && i < sizeof shapes / sizeof *shapes; i++)

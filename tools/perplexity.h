@@ -39,13 +39,14 @@ typedef struct pp_window_plan {
     int generate;     /* 0: one probed forward per batch; 1: a probed prompt
                          of prompt_len tokens, then one decode step per token */
     int prompt_len;   /* generate: 1 <= prompt_len < seq_len */
-    int reprobe;      /* generate: re-probe every N decoded tokens; 0 never */
+    int reprobe;      /* generate: re-probe every N decoded tokens, 0: never */
 } pp_window_plan;
 
 /*
  * Scores the first plan->batches batches of `stream` (pprt convention) on
  * `ctx`, whose max_batch and max_tokens must cover B and S. Adds to *total.
- * Returns 0, or -1 with a message in err when a forward call fails.
+ * Returns 0, or -1 with a message in err when the stream has fewer batches,
+ * the prompt length is invalid or a forward call fails.
  */
 int pp_score_windows(pp_context *ctx, const pp_token_stream *stream,
                      const pp_window_plan *plan, pp_nll_total *total,
@@ -60,8 +61,8 @@ int pp_score_windows(pp_context *ctx, const pp_token_stream *stream,
 int pp_tokenize_whole_text(pp_context *ctx, const char *text, size_t size,
                            pp_token_stream *stream, char *err, size_t err_size);
 
-/* Complete chunks of n_ctx tokens in n_tokens (a partial last one is
- * dropped). */
+/* Returns the number of complete chunks of n_ctx tokens in n_tokens; a
+ * partial last chunk is not scored. */
 size_t pp_llamacpp_chunks(size_t n_tokens, int n_ctx);
 
 /*
