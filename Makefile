@@ -121,8 +121,8 @@ test-native: $(TESTS) $(BUILD)/pprt check-no-libc
 test-aarch64:
 	@if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64 >/dev/null; then \
 	    $(MAKE) --no-print-directory CROSS=aarch64-linux-gnu- CC=aarch64-linux-gnu-gcc aarch64-tests && \
-	    sh tests/run.sh build-aarch64 "qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu cortex-a72" build-aarch64/tests/test_kernels && \
-	    sh tests/run.sh build-aarch64 "qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu max" build-aarch64/tests/test_kernels; \
+	    sh tests/run.sh build-aarch64 "qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu cortex-a72" build-aarch64/tests/test_kernels build-aarch64/tests/test_determinism && \
+	    sh tests/run.sh build-aarch64 "qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu max" build-aarch64/tests/test_kernels build-aarch64/tests/test_determinism; \
 	else \
 	    echo "aarch64 tests skipped: install gcc-aarch64-linux-gnu and qemu-user"; \
 	    if [ "$$CI" = true ]; then exit 1; fi; \

@@ -153,8 +153,14 @@ static void wait_for_workers(pp_pool *pool) {
         cpu_relax();
     }
 
+    /* The pairing of worker_main: caller_waiting is raised before pending
+     * is read, and each worker lowers pending before it reads
+     * caller_waiting. A read-modify-write (exchange) raises it, because
+     * QEMU 7 user-mode emulation of AArch64 on x86-64 let a plain
+     * sequentially consistent store pass the following load, and this
+     * wait then missed its wakeup. */
     pthread_mutex_lock(&pool->mutex);
-    atomic_store(&pool->caller_waiting, 1);
+    atomic_exchange(&pool->caller_waiting, 1);
     while (atomic_load(&pool->pending) != 0)
         pthread_cond_wait(&pool->finished, &pool->mutex);
     atomic_store(&pool->caller_waiting, 0);
