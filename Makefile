@@ -72,7 +72,7 @@ LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOL_OBJ = $(TOOL_SRC:%.c=$(BUILD)/%.o)
 TESTS = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all demo test test-native test-aarch64 check-no-libc clean
+.PHONY: all demo bench test test-native test-aarch64 check-no-libc clean
 all: $(BUILD)/libpprt.a $(BUILD)/pprt
 
 # The main job on the bundled model: convert the real stories260K to pprt's
@@ -93,13 +93,19 @@ $(BUILD)/pprt: $(TOOL_OBJ) $(BUILD)/libpprt.a
 	$(CC) $(CFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libpprt.a $(LDLIBS)
 
 # The ISA flags come from the part of the file name after the last '_'.
-$(BUILD)/kernels/%.o: kernels/%.c kernels/kernels.h
+$(BUILD)/kernels/%.o: kernels/%.c $(wildcard kernels/*.h port/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(FLAGS_$(lastword $(subst _, ,$*))) -c $< -o $@
 
 $(BUILD)/%.o: %.c $(wildcard runtime/*.h kernels/*.h port/*.h tools/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# Benchmark programs (the scripts in bench/ build what they run).
+bench: $(BUILD)/bench/bench_kernels
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libpprt.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libpprt.a $(LDLIBS)
 
 # Tests link the library and the tools' objects except main.
 TOOL_LIB_OBJ = $(filter-out $(BUILD)/tools/main.o,$(TOOL_OBJ))

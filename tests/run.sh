@@ -4,7 +4,8 @@
 build=$1; runner=$2; shift 2
 passed=0; failed=0; skipped=0
 for t in "$@"; do
-    out=$($runner "$t" 2>&1); rc=$?
+    # A deadlock becomes a failure after 10 minutes instead of hanging CI.
+    out=$(timeout 600 $runner "$t" 2>&1); rc=$?
     printf '%s\n' "$out" | grep -v ': [0-9]* passed, [0-9]* failed' >&2
     line=$(printf '%s\n' "$out" | grep ': [0-9]* passed, [0-9]* failed' | tail -n 1)
     if [ -z "$line" ]; then

@@ -918,6 +918,38 @@ static void test_pool_sum_identical(void) {
     free(data);
 }
 
+static void count_task(void *arg, size_t index) {
+    (void)index;
+    atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+/* Runs of 0 to 6 tasks, most of them after a pause long enough for the
+ * workers to fall asleep, so both the spinning and the sleeping handoffs
+ * are taken many times. A lost wakeup hangs this test. */
+static void test_pool_many_short_runs(void) {
+    pp_pool *pool = NULL;
+    CHECK(pp_pool_create(&pool, 3) == 0);
+    if (!pool)
+        return;
+
+    atomic_int count;
+    int wrong_rounds = 0;
+    for (int round = 0; round < 3000; round++) {
+        const size_t n_tasks = (size_t)round % 7;
+        atomic_init(&count, 0);
+        pp_pool_run(pool, n_tasks, count_task, &count);
+        if (atomic_load(&count) != (int)n_tasks)
+            wrong_rounds++;
+        if (round % 3 != 0) {
+            const struct timespec pause = {0, 150000};
+            nanosleep(&pause, NULL);
+        }
+    }
+    CHECKF(wrong_rounds == 0, "%d runs ran the wrong number of tasks",
+           wrong_rounds);
+    pp_pool_destroy(pool);
+}
+
 typedef struct nested_job {
     pp_pool *pool;
     atomic_int inner_runs;
@@ -1045,6 +1077,7 @@ int main(void) {
     RUN(test_select_automatic);
     RUN(test_select_rejects_bad_names);
     RUN(test_pool_sum_identical);
+    RUN(test_pool_many_short_runs);
     RUN(test_pool_nested_run_inline);
     RUN(test_pool_rejects_bad_count);
     RUN(test_gemm_scalar_matches_reference);
