@@ -487,6 +487,106 @@ static void decode_reads_only_kept_tiles(void) {
     free(batch0);
 }
 
+/* Appends n floats quantized as llama2.c's version-2 export does: groups of
+ * gs consecutive values, scale = max|w| / 127, q = round(w / scale). */
+static uint8_t *put_q80(uint8_t *at, const float *w, size_t n, size_t gs) {
+    int8_t *q = (int8_t *)at;
+    float *scales = (float *)(void *)(at + n);
+    for (size_t g = 0; g < n / gs; g++) {
+        float amax = 0.0f;
+        for (size_t i = 0; i < gs; i++)
+            amax = fmaxf(amax, fabsf(w[g * gs + i]));
+        const float scale = amax / 127.0f;
+        scales[g] = scale;
+        for (size_t i = 0; i < gs; i++)
+            q[g * gs + i] = (int8_t)(scale > 0 ? roundf(w[g * gs + i] / scale) : 0);
+    }
+    return at + n + 4 * (n / gs);
+}
+
+/*
+ * The version-2 int8 export of the same weights (written here the way
+ * llama2.c's export.py writes it) converts to a model whose logits stay
+ * close to the float checkpoint's: the export's int8 rounding comes on top
+ * of pprt's own, so the bound is twice the float-to-int8 one.
+ */
+static void llama2c_int8_export_converts(void) {
+    const char *bin = check_shared("models/stories260K/stories260K.bin");
+    const char *tok = check_shared("models/stories260K/tok512.bin");
+    if (!have_model || !check_require_file(bin) || !check_require_file(tok))
+        return;
+    size_t bin_size, tok_size;
+    uint8_t *bin_bytes = check_read_file(bin, &bin_size);
+    uint8_t *tok_bytes = check_read_file(tok, &tok_size);
+    char err[256];
+    pp_llama2c f32;
+    CHECKF(pp_llama2c_parse(bin_bytes, bin_size, &f32, err, sizeof err) == 0, "%s", err);
+
+    const pp_weight_provider *p = &f32.provider;
+    const size_t L = (size_t)p->n_layers, dim = (size_t)p->dim, hidden = (size_t)p->hidden_dim;
+    const size_t kv = dim / (size_t)p->n_heads * (size_t)p->n_kv_heads, vocab = (size_t)p->vocab_size;
+    uint8_t *v2 = calloc(1, 256 + 4 * (2 * L + 1) * dim + 2 * (vocab * dim + L * (2 * dim * dim + 2 * kv * dim + 3 * dim * hidden)));
+    uint8_t *at = v2;
+    const int32_t header[9] = {0x616b3432, 2, p->dim, p->hidden_dim, p->n_layers,
+                               p->n_heads, p->n_kv_heads, p->vocab_size, p->max_seq_len};
+    memcpy(at, header, sizeof header);
+    at[36] = 1;  /* shared classifier */
+    const int32_t gs = 32;
+    memcpy(at + 37, &gs, 4);
+    at += 256;
+    memcpy(at, f32.norms, 4 * (2 * L + 1) * dim);
+    at += 4 * (2 * L + 1) * dim;
+    at = put_q80(at, f32.embedding, vocab * dim, 32);
+    const float *tensors[7] = {f32.wq, f32.wk, f32.wv, f32.wo, f32.w1, f32.w2, f32.w3};
+    const size_t sizes[7] = {dim * dim, kv * dim, kv * dim, dim * dim, hidden * dim,
+                             dim * hidden, hidden * dim};
+    for (int t = 0; t < 7; t++)
+        for (size_t l = 0; l < L; l++)
+            at = put_q80(at, tensors[t] + l * sizes[t], sizes[t], 32);
+
+    pp_llama2c q8;
+    CHECKF(pp_llama2c_parse(v2, (size_t)(at - v2), &q8, err, sizeof err) == 0, "%s", err);
+    CHECK(q8.version == 2);
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/pprt-v2-%d.ppm", (int)getpid());
+    pp_write_options o = {0, 0, 0, 0};
+    CHECKF(pp_write_model(path, &q8.provider, tok_bytes, tok_size, &o, err, sizeof err) == 0,
+           "%s", err);
+    size_t size;
+    uint8_t *file = check_read_file(path, &size);
+    remove(path);
+    if (file) {
+        uint8_t *aligned = aligned_alloc(64, (size + 63) / 64 * 64);
+        memcpy(aligned, file, size);
+        fixture_model m = {aligned, size, {aligned, size, NULL, NULL}};
+        void *arena_a, *arena_b;
+        pp_context *a = fixture_context(&model, 1, 32, pp_pool_workers(NULL), NULL, &arena_a);
+        pp_context *b = fixture_context(&m, 1, 32, pp_pool_workers(NULL), NULL, &arena_b);
+        int32_t tokens[8] = {1, 403, 407, 261, 378, 432, 322, 261};
+        float la[8 * 512], lb[8 * 512];
+        CHECK(a && b);
+        if (a && b) {
+            CHECK(pp_forward(a, tokens, 1, 8, 0, 0, la) == PP_OK);
+            CHECK(pp_forward(b, tokens, 1, 8, 0, 0, lb) == PP_OK);
+            double worst = 0.0;
+            for (int i = 0; i < 8 * 512; i++)
+                if (fabs((double)la[i] - lb[i]) > worst)
+                    worst = fabs((double)la[i] - lb[i]);
+            CHECKF(worst < 1.0, "int8 export logits differ by %.4f", worst);
+            printf("llama2.c int8 export: max logit diff %.4f from the float checkpoint\n", worst);
+        }
+        free(arena_a);
+        free(arena_b);
+        free(aligned);
+        free(file);
+        pp_llama2c_free(&q8);
+    }
+    pp_llama2c_free(&f32);
+    free(v2);
+    free(bin_bytes);
+    free(tok_bytes);
+}
+
 static void real_model_converts(void) {
     have_model = fixture_load(&model, 0);
 }
@@ -494,6 +594,7 @@ static void real_model_converts(void) {
 int main(void) {
     RUN(real_model_converts);
     RUN(dense_logits_match_reference);
+    RUN(llama2c_int8_export_converts);
     RUN(pp_first_pruned_layer_matches_reference);
     RUN(pp_kept_sets_match_reference);
     RUN(pp_ratio_zero_equals_dense);
