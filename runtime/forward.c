@@ -137,17 +137,29 @@ static void row_batch_flush(pp_context *c, row_batch *b) {
     pp_cache_unpin(c);
 }
 
-/* A tile part for a row job; NULL after a read error (c->io_status). */
-static const uint8_t *row_part(pp_context *c, row_batch *b, int layer,
-                               pp_part part, int index) {
+/*
+ * Returns a tile part; when the tile cache has no free slot, runs the work
+ * collected so far through `flush` (which unpins its parts) and asks again.
+ * NULL after a read error (c->io_status says which).
+ */
+static const uint8_t *part_or_flush(pp_context *c, int layer, pp_part part,
+                                    int index, void (*flush)(pp_context *, void *),
+                                    void *batch) {
     const uint8_t *p = pp_tile_part(c, layer, part, index);
     if (!p && c->io_status == PP_OK) {
-        row_batch_flush(c, b);
+        flush(c, batch);
         p = pp_tile_part(c, layer, part, index);
         if (!p && c->io_status == PP_OK)
             c->io_status = PP_ERR_CAPACITY;
     }
     return p;
+}
+
+static void flush_rows(pp_context *c, void *batch) { row_batch_flush(c, batch); }
+
+static const uint8_t *row_part(pp_context *c, row_batch *b, int layer,
+                               pp_part part, int index) {
+    return part_or_flush(c, layer, part, index, flush_rows, b);
 }
 
 static void row_batch_add(row_batch *b, q8_matrix m, float *y, size_t ldy) {
@@ -229,16 +241,11 @@ static void column_batch_flush(pp_context *c, column_batch *b) {
     pp_cache_unpin(c);
 }
 
+static void flush_columns(pp_context *c, void *batch) { column_batch_flush(c, batch); }
+
 static const uint8_t *column_part(pp_context *c, column_batch *b, int layer,
                                   pp_part part, int index) {
-    const uint8_t *p = pp_tile_part(c, layer, part, index);
-    if (!p && c->io_status == PP_OK) {
-        column_batch_flush(c, b);
-        p = pp_tile_part(c, layer, part, index);
-        if (!p && c->io_status == PP_OK)
-            c->io_status = PP_ERR_CAPACITY;
-    }
-    return p;
+    return part_or_flush(c, layer, part, index, flush_columns, b);
 }
 
 /* ---- Attention ----------------------------------------------------------- */
