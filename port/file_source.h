@@ -43,4 +43,8 @@ int pp_file_open_read(pp_file_source *file, const char *path,
                       double flash_mbps, char *err, size_t err_size);
 void pp_file_close(pp_file_source *file);
 
+/* Asks the OS to back `memory` (2 MiB aligned, not yet touched) with huge
+ * pages, where it supports that; a hint, so it cannot fail. */
+void pp_huge_pages(void *memory, size_t size);
+
 #endif /* PP_FILE_SOURCE_H */

@@ -158,7 +158,10 @@ void pp_session_open(pp_session *s, const char *path, const char *weights,
     st = pp_arena_size(&s->file.source, &o, &s->arena_bytes);
     if (st != PP_OK)
         pp_die("cannot size the arena for %s: %s", path, pp_status_string(st));
-    s->arena = aligned_alloc(64, (s->arena_bytes + 63) / 64 * 64);
+    const size_t huge = (size_t)2 << 20;
+    s->arena = aligned_alloc(huge, (s->arena_bytes + huge - 1) / huge * huge);
+    if (s->arena)
+        pp_huge_pages(s->arena, s->arena_bytes);
     if (!s->arena)
         pp_die("out of memory: the arena needs %zu bytes", s->arena_bytes);
     st = pp_init(&s->ctx, s->arena, s->arena_bytes, &s->file.source, &o);
