@@ -161,6 +161,7 @@ int pp_cmd_generate(int argc, char **argv) {
         printf(", \"tokens\": %d, \"prompt_tokens\": %d, \"method\": \"%s\", "
                "\"prune_ratio\": %g, \"kept_heads\": %.4f, \"kept_channels\": %.4f, "
                "\"weight_bytes_read\": %llu, \"weight_bytes_dense\": %llu, "
+               "\"backing_bytes_read\": %llu, \"cache_hit_rate\": %.4f, "
                "\"seconds\": %.4f, \"prefill_seconds\": %.4f, "
                "\"decode_tokens_per_second\": %.2f, \"isa\": \"%s\", "
                "\"threads\": %d, \"synthetic_weights\": %s}\n",
@@ -168,7 +169,11 @@ int pp_cmd_generate(int argc, char **argv) {
                prune.method == PP_METHOD_DENSE ? 0.0 : (double)prune.ratio,
                heads_kept, channels_kept,
                (unsigned long long)stats.weight_bytes_read,
-               (unsigned long long)stats.weight_bytes_dense, seconds, t_prefill,
+               (unsigned long long)stats.weight_bytes_dense,
+               (unsigned long long)stats.backing_bytes_read,
+               stats.cache_hits + stats.cache_misses
+                   ? (double)stats.cache_hits / (double)(stats.cache_hits + stats.cache_misses)
+                   : 1.0, seconds, t_prefill,
                decode_seconds > 0 ? (generated - 1) / decode_seconds : 0.0,
                pp_isa(s.ctx), prune.threads, s.info.synthetic ? "true" : "false");
     } else {

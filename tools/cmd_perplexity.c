@@ -441,6 +441,7 @@ int pp_cmd_perplexity(int argc, char **argv) {
                "\"method\": \"%s\", \"prune_ratio\": %g, \"mode\": \"%s\", "
                "\"prompt_len\": %d, \"reprobe\": %d, "
                "\"weight_bytes_read\": %llu, \"weight_bytes_dense\": %llu, "
+               "\"backing_bytes_read\": %llu, \"cache_hit_rate\": %.4f, "
                "\"macs_dense\": %llu, \"macs_probe\": %llu, \"macs_run\": %llu, "
                "\"probe_flops_share\": %.6f, \"run_flops_share\": %.6f, "
                "\"seconds\": %.4f, \"cpu_seconds\": %.4f, \"isa\": \"%s\", "
@@ -451,6 +452,10 @@ int pp_cmd_perplexity(int argc, char **argv) {
                generate ? prompt_len : 0, generate ? reprobe : 0,
                (unsigned long long)stats.weight_bytes_read,
                (unsigned long long)stats.weight_bytes_dense,
+               (unsigned long long)stats.backing_bytes_read,
+               stats.cache_hits + stats.cache_misses
+                   ? (double)stats.cache_hits / (double)(stats.cache_hits + stats.cache_misses)
+                   : 1.0,
                (unsigned long long)stats.macs_dense,
                (unsigned long long)stats.macs_probe,
                (unsigned long long)stats.macs_run, probe_share, run_share, seconds,
