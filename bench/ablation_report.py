@@ -83,7 +83,7 @@ def mode_table(entries, mode, title):
 
 
 def comparison(entries):
-    """pp-global against the best other method, batch mode."""
+    """Compare pp-global with the best other method in batch mode."""
     rows = [e for e in entries if e["part"] == "eval" and e["mode"] == "batch"]
     lines = []
     for ratio in ratios_of(rows):
@@ -107,8 +107,9 @@ def tuning_table(entries):
         return []
     lines = ["## Tuning runs on held-out text", "",
              "Batch mode, ratio 0.4, on the stories after the first 40 evaluated "
-             "batches. The defaults (probe share 0.09, at least 16 probe tokens, "
-             "history_rows 2, EMA 0.99) were chosen from these.", "",
+             "batches. The numeric defaults (probe share 0.09, at least 16 probe "
+             "tokens, history_rows 2, EMA 0.99) were chosen on this text from these "
+             "candidates; the evaluated batches played no part.", "",
              "| run | options | PPL | probe share |", "|---|---|---|---|"]
     for e in rows:
         r = e["run"]
