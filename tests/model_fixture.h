@@ -93,6 +93,53 @@ static inline pp_context *fixture_context(const fixture_model *m, int batch,
     return st == PP_OK ? ctx : NULL;
 }
 
+/*
+ * Writes the model that `p` describes (weights from its block callback)
+ * with a filler llama2.c vocabulary of byte tokens and "t<id>" pieces,
+ * MLP tiles of `tile` channels and group 32, and loads it into `m`.
+ * Returns 0 (with a failed check) if writing or reading fails.
+ */
+static inline int fixture_synthetic(fixture_model *m, const pp_weight_provider *p,
+                                    int tile) {
+    const int vocab = p->vocab_size;
+    uint8_t *tok = malloc(16 + (size_t)vocab * 16), *at = tok + 4;
+    const uint32_t max_len = 8;
+    memcpy(tok, &max_len, 4);
+    for (int i = 0; i < vocab; i++) {
+        char text[16];
+        snprintf(text, sizeof text, i >= 3 && i < 259 ? "<0x%02X>" : "t%d",
+                 i >= 3 && i < 259 ? i - 3 : i);
+        const uint32_t len = (uint32_t)strlen(text);
+        const float score = (float)-i;
+        memcpy(at, &score, 4);
+        memcpy(at + 4, &len, 4);
+        memcpy(at + 8, text, len);
+        at += 8 + len;
+    }
+    char err[256], path[64];
+    snprintf(path, sizeof path, "/tmp/pprt-synthetic-%d.ppm", (int)getpid());
+    pp_write_options wo = {tile, 32, 0, 0};
+    const int written =
+        pp_write_model(path, p, tok, (size_t)(at - tok), &wo, err, sizeof err) == 0;
+    free(tok);
+    CHECKF(written, "pp_write_model: %s", err);
+    if (!written)
+        return 0;
+    size_t size;
+    uint8_t *file = check_read_file(path, &size);
+    remove(path);
+    if (!file)
+        return 0;
+    memset(m, 0, sizeof *m);
+    m->bytes = aligned_alloc(64, (size + 63) / 64 * 64);
+    memcpy(m->bytes, file, size);
+    free(file);
+    m->size = size;
+    m->source.data = m->bytes;
+    m->source.size = size;
+    return 1;
+}
+
 /* Reads a headerless little-endian int32 or float32 reference file. */
 static inline void *fixture_reference(const char *name, size_t *count) {
     const char *path = check_shared(name);

@@ -66,42 +66,7 @@ static int write_tiny_model(fixture_model *m) {
     p.final_norm = norms + 2 * LAYERS * DIM;
     p.block = tiny_block;
 
-    /* A llama2.c vocabulary: byte tokens and filler pieces. */
-    uint8_t *tok = malloc(16 + VOCAB * 16), *at = tok + 4;
-    const uint32_t max_len = 8;
-    memcpy(tok, &max_len, 4);
-    for (int i = 0; i < VOCAB; i++) {
-        char text[16];
-        snprintf(text, sizeof text, i >= 3 && i < 259 ? "<0x%02X>" : "t%d",
-                 i >= 3 && i < 259 ? i - 3 : i);
-        const uint32_t len = (uint32_t)strlen(text);
-        const float score = (float)-i;
-        memcpy(at, &score, 4);
-        memcpy(at + 4, &len, 4);
-        memcpy(at + 8, text, len);
-        at += 8 + len;
-    }
-    char err[256], path[64];
-    snprintf(path, sizeof path, "/tmp/pprt-adaptive-%d.ppm", (int)getpid());
-    pp_write_options wo = {TILE, 32, 0, 0};
-    const int written =
-        pp_write_model(path, &p, tok, (size_t)(at - tok), &wo, err, sizeof err) == 0;
-    free(tok);
-    CHECKF(written, "pp_write_model: %s", err);
-    if (!written)
-        return 0;
-    size_t size;
-    uint8_t *file = check_read_file(path, &size);
-    remove(path);
-    if (!file)
-        return 0;
-    m->bytes = aligned_alloc(64, (size + 63) / 64 * 64);
-    memcpy(m->bytes, file, size);
-    free(file);
-    m->size = size;
-    m->source.data = m->bytes;
-    m->source.size = size;
-    return 1;
+    return fixture_synthetic(m, &p, TILE);
 }
 
 /* A context on the tiny model with a 4-slot history. */

@@ -131,36 +131,9 @@ static void synthetic_logits_thread_independent(void) {
     p.mlp_norm = norms + LAYERS * DIM;
     p.final_norm = norms + 2 * LAYERS * DIM;
     p.block = random_block;
-    /* A vocabulary of byte tokens and filler, in llama2.c format. */
-    uint8_t *tok = malloc(16 + VOCAB * 16), *at = tok + 4;
-    const uint32_t max_len = 8;
-    memcpy(tok, &max_len, 4);
-    for (int i = 0; i < VOCAB; i++) {
-        char text[16];
-        snprintf(text, sizeof text, i >= 3 && i < 259 ? "<0x%02X>" : "t%d",
-                 i >= 3 && i < 259 ? i - 3 : i);
-        const uint32_t len = (uint32_t)strlen(text);
-        const float score = (float)-i;
-        memcpy(at, &score, 4);
-        memcpy(at + 4, &len, 4);
-        memcpy(at + 8, text, len);
-        at += 8 + len;
-    }
-    char err[256], path[64];
-    snprintf(path, sizeof path, "/tmp/pprt-det-%d.ppm", (int)getpid());
-    pp_write_options wo = {16, 32, 0, 0};
-    CHECKF(pp_write_model(path, &p, tok, (size_t)(at - tok), &wo, err, sizeof err) == 0,
-           "%s", err);
-    free(tok);
-    size_t size;
-    uint8_t *file = check_read_file(path, &size);
-    remove(path);
-    if (!file)
+    fixture_model m;
+    if (!fixture_synthetic(&m, &p, 16))
         return;
-    uint8_t *bytes = aligned_alloc(64, (size + 63) / 64 * 64);
-    memcpy(bytes, file, size);
-    free(file);
-    fixture_model m = {bytes, size, {bytes, size, NULL, NULL}};
 
     int32_t tokens[N];
     for (int i = 0; i < N; i++)
@@ -189,7 +162,7 @@ static void synthetic_logits_thread_independent(void) {
     }
     free(first);
     free(logits);
-    free(bytes);
+    fixture_free(&m);
 }
 
 /*
