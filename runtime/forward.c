@@ -542,11 +542,10 @@ static void embed(pp_context *c, const int32_t *tokens, size_t n) {
             scale = (const float *)(const void *)(c->weights.data + scales) +
                     row * groups;
         } else {
-            pp_status st = c->source->read(c->source->user, base + row * dim,
-                                           c->scratch.xq, dim);
+            pp_status st = pp_read_weights(c, base + row * dim, c->scratch.xq, dim);
             if (st == PP_OK)
-                st = c->source->read(c->source->user, scales + 4 * row * groups,
-                                     c->scratch.xs, 4 * groups);
+                st = pp_read_weights(c, scales + 4 * row * groups, c->scratch.xs,
+                                     4 * groups);
             if (st != PP_OK) {
                 c->io_status = st;
                 return;

@@ -95,6 +95,9 @@ void pp_cache_unpin(pp_context *c);
 const uint8_t *pp_cache_get(pp_context *c, int p, int32_t item,
                             const pp_cache_span *spans, int n_spans);
 size_t pp_classifier_block_rows(void);
+/* Reads from the context's read source, retrying transient PP_ERR_IO. */
+pp_status pp_read_weights(pp_context *c, uint64_t offset, void *dst,
+                          size_t length);
 
 /* Prefetch of a layer's kept parts during the next heavy parallel run. */
 void pp_cache_plan_prefetch(pp_context *c, int layer);

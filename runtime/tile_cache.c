@@ -139,8 +139,16 @@ static int32_t choose_victim(const pp_context *c, int p) {
     return pruned >= 0 ? pruned : kept;
 }
 
-/* Reads with one retry per failure: a port reports transient errors (an
+/* Reads with up to two retries: a port reports transient errors (an
  * interrupted or short read it could not complete) as PP_ERR_IO. */
+static pp_status read_retrying(const pp_source *source, uint64_t offset,
+                               void *dst, size_t length);
+
+pp_status pp_read_weights(pp_context *c, uint64_t offset, void *dst,
+                          size_t length) {
+    return read_retrying(c->source, offset, dst, length);
+}
+
 static pp_status read_retrying(const pp_source *source, uint64_t offset,
                                void *dst, size_t length) {
     pp_status st = PP_ERR_IO;

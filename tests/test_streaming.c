@@ -5,6 +5,7 @@
  */
 #include <math.h>
 
+#include "file_source.h"
 #include "internal.h"
 #include "model_fixture.h"
 
@@ -288,11 +289,72 @@ static void failing_read_is_reported(void) {
     free(arena);
 }
 
+/* A source whose reads fail once each (as an interrupted bus transfer
+ * would) and then succeed: the tile cache retries, so the call succeeds
+ * with the clean logits. */
+typedef struct flaky {
+    const uint8_t *bytes;
+    int calls;
+} flaky;
+
+static pp_status flaky_read(void *user, uint64_t offset, void *dst, size_t length) {
+    flaky *f = user;
+    if (f->calls++ % 2 == 0)
+        return PP_ERR_IO;
+    memcpy(dst, f->bytes + offset, length);
+    return PP_OK;
+}
+
+static void transient_read_errors_retried(void) {
+    if (!have_model)
+        return;
+    void *arena;
+    read_log log;
+    pp_source source;
+    pp_context *ctx = streaming_context(&log, &source, 0, &arena);
+    int32_t tokens[4] = {1, 403, 407, 261};
+    float clean[512], logits[512];
+    CHECK(pp_forward(ctx, tokens, 1, 4, 0, PP_LAST_LOGITS, clean) == PP_OK);
+
+    /* Same context, now through the flaky source. */
+    flaky f = {model.bytes, 1};
+    source.read = flaky_read;
+    source.user = &f;
+    pp_cache_reset(ctx);
+    CHECK(pp_forward(ctx, tokens, 1, 4, 0, PP_LAST_LOGITS, logits) == PP_OK);
+    CHECK(memcmp(clean, logits, sizeof logits) == 0);
+    CHECK(f.calls > 10);
+    free(log.reads);
+    free(arena);
+}
+
+/* The port's pread source: a read past the end of the file is an error,
+ * not a short buffer used as if it were whole. */
+static void port_read_past_end_fails(void) {
+    if (!have_model)
+        return;
+    char path[64], err[256];
+    snprintf(path, sizeof path, "/tmp/pprt-port-%d.bin", (int)getpid());
+    FILE *f = fopen(path, "wb");
+    fwrite(model.bytes, 1, 1000, f);
+    fclose(f);
+    pp_file_source file;
+    CHECK(pp_file_open_read(&file, path, 0.0, err, sizeof err) == 0);
+    uint8_t buffer[100];
+    CHECK(file.source.read(file.source.user, 900, buffer, 100) == PP_OK);
+    CHECK(memcmp(buffer, model.bytes + 900, 100) == 0);
+    CHECK(file.source.read(file.source.user, 950, buffer, 100) == PP_ERR_IO);
+    pp_file_close(&file);
+    remove(path);
+}
+
 int main(void) {
     RUN(real_model_converts);
     RUN(read_source_matches_memory);
     RUN(decode_never_reads_pruned_tiles);
     RUN(failing_read_is_reported);
+    RUN(transient_read_errors_retried);
+    RUN(port_read_past_end_fails);
     fixture_free(&model);
     return check_summary("test_streaming");
 }
