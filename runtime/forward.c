@@ -248,6 +248,19 @@ static const uint8_t *column_part(pp_context *c, column_batch *b, int layer,
     return part_or_flush(c, layer, part, index, flush_columns, b);
 }
 
+/* Int8 quantization would swallow NaN and Inf without a trace, so the
+ * inputs of the quantized products are checked first; the call then ends
+ * with PP_ERR_NON_FINITE (through io_status, the call's status). */
+static int all_finite(pp_context *c, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(x[i])) {
+            c->io_status = PP_ERR_NON_FINITE;
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* ---- Attention ----------------------------------------------------------- */
 
 void pp_attention_qkv(pp_context *c, int layer, const float *input, int n,
@@ -261,6 +274,8 @@ void pp_attention_qkv(pp_context *c, int layer, const float *input, int n,
     for (int j = 0; j < n; j++)
         c->kernels.rmsnorm(dim, input + (size_t)j * dim, norm,
                            c->info.norm_eps, xb + (size_t)j * dim);
+    if (!all_finite(c, xb, (size_t)n * dim))
+        return;
     const size_t ldxs = quantize_rows(c, xb, (size_t)n, dim, dim, NULL);
 
     const size_t qkv_bytes = matrix_bytes(hd, dim, group);
@@ -439,6 +454,8 @@ void pp_mlp_gate_up(pp_context *c, int layer, const float *input, int n,
     for (int j = 0; j < n; j++)
         c->kernels.rmsnorm(dim, input + (size_t)j * dim, norm,
                            c->info.norm_eps, c->scratch.xb + (size_t)j * dim);
+    if (!all_finite(c, c->scratch.xb, (size_t)n * dim))
+        return;
     const size_t ldxs = quantize_rows(c, c->scratch.xb, (size_t)n, dim, dim, NULL);
 
     row_batch b = {{c, c->scratch.jobs, (size_t)n, dim, ldxs}, 0};
@@ -471,6 +488,8 @@ static void mlp_block(pp_context *c, int layer, int n_seq, int n_tok) {
     const uint8_t *channels = c->pruning.channel_kept + layer * hidden;
 
     pp_mlp_gate_up(c, layer, c->scratch.x, (int)n, tiles, channels);
+    if (c->io_status != PP_OK)
+        return;
 
     const size_t ldxs = quantize_rows(c, c->scratch.hb, n, hidden, tile, tiles);
     const size_t tile_groups = pp_group_count(tile, group);

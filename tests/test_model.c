@@ -404,6 +404,21 @@ static void misaligned_source_rejected(void) {
     free(copy);
 }
 
+/* NaN activations (here from a norm weight corrupted in memory after the
+ * load-time check) end the call with PP_ERR_NON_FINITE, not NaN logits. */
+static void non_finite_activations_reported(void) {
+    if (!have_model)
+        return;
+    void *arena;
+    pp_context *ctx = fixture_context(&model, 1, 4, pp_pool_workers(NULL), NULL, &arena);
+    int32_t tokens[2] = {1, 403};
+    float logits[2 * 512];
+    CHECK(pp_forward(ctx, tokens, 1, 2, 0, 0, logits) == PP_OK);
+    ctx->attn_norm[3] = NAN;
+    CHECK(pp_forward(ctx, tokens, 1, 2, 0, 0, logits) == PP_ERR_NON_FINITE);
+    free(arena);
+}
+
 /* A batch larger than planned, a position past the context and bad token
  * ids are statuses, not crashes. */
 static void forward_rejects_out_of_plan(void) {
@@ -602,6 +617,7 @@ int main(void) {
     RUN(arena_size_is_exact);
     RUN(forward_rejects_out_of_plan);
     RUN(misaligned_source_rejected);
+    RUN(non_finite_activations_reported);
     RUN(decode_reads_only_kept_tiles);
     fixture_free(&model);
     return check_summary("test_model");
