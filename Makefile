@@ -6,7 +6,7 @@
 #   make test                    build and run the tests (and the aarch64 tests
 #                                under qemu when the cross compiler is installed)
 #   make DEBUG=1                 -O0 -g, arena poisoning
-#   make SLEEF=1                 vectorized exp from SLEEF (libsleef-dev)
+#   make SLEEF=1                 link SLEEF (libsleef-dev)
 #
 # ISA flags apply only to the kernel files whose names end in that ISA, so the
 # rest of the library runs on any CPU of the target architecture.
@@ -43,6 +43,8 @@ CFLAGS ?=
 CFLAGS += -std=c11 $(OPT) $(WARN) -D_POSIX_C_SOURCE=200809L -Iruntime -Ikernels -Iport
 LDLIBS = -lm -lpthread
 
+# TODO: no kernel calls SLEEF yet; the vector exp in kernels/exp_*.h is
+# used with or without it.
 ifeq ($(SLEEF),1)
 CFLAGS += -DPP_HAVE_SLEEF=1
 LDLIBS += -lsleef
