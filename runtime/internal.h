@@ -91,7 +91,7 @@ void pp_cache_reset(pp_context *c);
 void pp_cache_unpin(pp_context *c);
 /* Returns the slot holding `item` of pool `p`, reading the spans into it on
  * a miss; NULL when every slot is pinned (c->io_status stays PP_OK) or a
- * read failed (c->io_status says why). */
+ * read failed (c->io_status tells why). */
 const uint8_t *pp_cache_get(pp_context *c, int p, int32_t item,
                             const pp_cache_span *spans, int n_spans);
 size_t pp_classifier_block_rows(void);

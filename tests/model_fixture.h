@@ -21,6 +21,24 @@ typedef struct fixture_model {
     pp_source source;
 } fixture_model;
 
+/* Loads the model file at `path` into `m`, 64-byte aligned, and deletes
+ * the file. Returns 0 (with a failed check) if it cannot be read. */
+static inline int fixture_take_file(fixture_model *m, const char *path) {
+    size_t size;
+    uint8_t *file = check_read_file(path, &size);
+    remove(path);
+    if (!file)
+        return 0;
+    memset(m, 0, sizeof *m);
+    m->bytes = aligned_alloc(64, (size + 63) / 64 * 64);
+    memcpy(m->bytes, file, size);
+    free(file);
+    m->size = size;
+    m->source.data = m->bytes;
+    m->source.size = size;
+    return 1;
+}
+
 /* Converts the real model with `tile` channels per MLP tile (0: default).
  * Returns 0 and skips (or fails under CI) the current test when the shared
  * data is missing. */
@@ -54,18 +72,7 @@ static inline int fixture_load(fixture_model *m, int tile) {
     if (!ok)
         return 0;
 
-    size_t size;
-    uint8_t *file = check_read_file(path, &size);
-    remove(path);
-    if (!file)
-        return 0;
-    m->bytes = aligned_alloc(64, (size + 63) / 64 * 64);
-    memcpy(m->bytes, file, size);
-    free(file);
-    m->size = size;
-    m->source.data = m->bytes;
-    m->source.size = size;
-    return 1;
+    return fixture_take_file(m, path);
 }
 
 static inline void fixture_free(fixture_model *m) {
@@ -125,19 +132,7 @@ static inline int fixture_synthetic(fixture_model *m, const pp_weight_provider *
     CHECKF(written, "pp_write_model: %s", err);
     if (!written)
         return 0;
-    size_t size;
-    uint8_t *file = check_read_file(path, &size);
-    remove(path);
-    if (!file)
-        return 0;
-    memset(m, 0, sizeof *m);
-    m->bytes = aligned_alloc(64, (size + 63) / 64 * 64);
-    memcpy(m->bytes, file, size);
-    free(file);
-    m->size = size;
-    m->source.data = m->bytes;
-    m->source.size = size;
-    return 1;
+    return fixture_take_file(m, path);
 }
 
 /* Reads a headerless little-endian int32 or float32 reference file. */

@@ -29,18 +29,7 @@ static int write_and_load(const pp_weight_provider *p, const uint8_t *tokenizer,
     if (!written)
         return 0;
 
-    size_t size;
-    uint8_t *file = check_read_file(path, &size);
-    remove(path);
-    if (!file)
-        return 0;
-    out->bytes = aligned_alloc(64, (size + 63) / 64 * 64);
-    memcpy(out->bytes, file, size);
-    free(file);
-    out->size = size;
-    out->source.data = out->bytes;
-    out->source.size = size;
-    return 1;
+    return fixture_take_file(out, path);
 }
 
 /* Opens and converts one of the shared GGUF files. */
