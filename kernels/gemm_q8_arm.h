@@ -4,6 +4,7 @@
  *
  * Before including it, the file includes <arm_neon.h> and defines
  *   GEMM_Q8_ARM_NAME  the kernel's symbol, e.g. pp_gemm_q8__neon;
+ *   GEMV_Q8_ARM_NAME  the one-row kernel's symbol, e.g. pp_gemv_q8__neon;
  *   q8_dot16(acc, w, x)  a static function that adds the 16 products
  *       w[b] * x[b] of signed bytes to the 4 int32 lanes of acc, exactly.
  *
@@ -11,8 +12,8 @@
  * group sums equal the scalar ones bit for bit. Only the float sum over
  * groups runs in another order, 4 groups side by side.
  */
-#ifndef GEMM_Q8_ARM_NAME
-#error "define GEMM_Q8_ARM_NAME and q8_dot16 before including gemm_q8_arm.h"
+#if !defined(GEMM_Q8_ARM_NAME) || !defined(GEMV_Q8_ARM_NAME)
+#error "define GEMM_Q8_ARM_NAME, GEMV_Q8_ARM_NAME and q8_dot16 before including gemm_q8_arm.h"
 #endif
 
 #if defined(__GNUC__)
@@ -20,6 +21,8 @@
 #else
 #define Q8_INLINE static inline
 #endif
+
+#include "gemm_q8_prefetch.h"
 
 /* Weight bytes that stay in cache while every activation row passes over
  * them: a quarter of the 512 KiB per-core L2 of a Cortex-A76 and an eighth
@@ -124,36 +127,6 @@ Q8_INLINE float q8_dot_1x1_vector(size_t pieces, size_t k, size_t group,
 }
 
 /*
- * Prefetches into L2 (locality 2: PLDL2KEEP) for one GEMV step over 4 groups
- * (group g) of the 4 consecutive weight rows at w, with scales at ws. The
- * weights are fetched at row `row` (a multiple of 4) and byte `column` of
- * the matrix from w: Q8_PREFETCH_BYTES ahead in each row, continuing in the
- * same row of a later 4 past its end. The scales of the next 4 rows keep
- * pace with the step. Nothing past the rows_after rows from w is touched.
- *
- * It must be inlined (Q8_INLINE): as a separate function, GCC 12 compiled
- * its calls away in the AVX-512 build (no prefetch in the assembly output),
- * apparently taking a prefetch-only function for one without side effects.
- */
-Q8_INLINE void q8_prefetch_ahead(size_t k, size_t group, size_t groups,
-                                const int8_t *w, const float *ws,
-                                size_t rows_after, size_t row, size_t column,
-                                size_t g) {
-    const size_t span = 4 * group;
-
-    /* The last byte fetched must lie inside the matrix. */
-    if ((row + 3) * k + column + span <= rows_after * k) {
-        for (size_t j = 0; j < 4; j++) {
-            const int8_t *target = w + (row + j) * k + column;
-            for (size_t line = 0; line < span; line += 64)
-                __builtin_prefetch(target + line, 0, 2);
-        }
-    }
-    if (rows_after >= 8)
-        __builtin_prefetch(ws + 4 * groups + 4 * g, 0, 2);
-}
-
-/*
  * Stores in out[j] row a (scales as) times row b[j] (scales bs[j]), j < 4:
  * a weight row with 4 activation rows (prefill), or an activation row with
  * 4 weight rows (GEMV). Products and scale products are symmetric, so both
@@ -161,14 +134,16 @@ Q8_INLINE void q8_prefetch_ahead(size_t k, size_t group, size_t groups,
  * 4 rows, and the 16 accumulators (4 groups by 4 rows) fit in the 32
  * vector registers.
  *
- * When b[0..3] are 4 consecutive weight rows (GEMV), rows_after is the
- * number of weight rows from b[0] to the end of the matrix. The rows after
- * the 4 are then prefetched as they are read. Otherwise rows_after is 0.
+ * When b[0..3] are the 4 consecutive weight rows from row `row` of a GEMV,
+ * `ahead` is the weight stream they belong to, which is prefetched
+ * Q8_PREFETCH_BYTES ahead in each of the 4 rows as they are read (see
+ * gemm_q8_prefetch.h). Otherwise ahead is NULL.
  */
 Q8_INLINE void q8_dot_1x4_vector(size_t pieces, size_t k, size_t group,
                                  const int8_t *a, const float *as,
                                  const int8_t *const *b,
-                                 const float *const *bs, size_t rows_after,
+                                 const float *const *bs,
+                                 const q8_ahead *ahead, size_t row,
                                  float *out) {
     const size_t groups = pp_group_count(k, group);
     const size_t full = k / group;
@@ -185,9 +160,12 @@ Q8_INLINE void q8_dot_1x4_vector(size_t pieces, size_t k, size_t group,
     size_t g = 0;
     for (; g + 4 <= full; g += 4) {
         const size_t begin = g * group;
-        if (rows_after > 0 && Q8_PREFETCH_BYTES > 0) {
-            q8_prefetch_ahead(k, group, groups, b[0], bs[0], rows_after,
-                              prefetch_row, prefetch_column, g);
+        if (ahead && Q8_PREFETCH_BYTES > 0) {
+            for (size_t j = 0; j < 4; j++)
+                q8_prefetch_bytes(ahead, (row + prefetch_row + j) * k +
+                                             prefetch_column, 4 * group);
+            /* The scales of the next 4 rows, one line per step. */
+            q8_prefetch_scale(ahead, (row + 4) * groups + 4 * g);
             /* Advance by this step's 4 groups; 4 * group <= k here. */
             prefetch_column += 4 * group;
             if (prefetch_column >= k) {
@@ -244,13 +222,12 @@ static float q8_dot_1x1(size_t k, size_t group, const int8_t *w,
  * q8_dot_1x4_vector. */
 static void q8_dot_1x4(size_t k, size_t group, const int8_t *a,
                        const float *as, const int8_t *const *b,
-                       const float *const *bs, size_t rows_after,
-                       float *out) {
+                       const float *const *bs, const q8_ahead *ahead,
+                       size_t row, float *out) {
     if (group == 32) {
-        q8_dot_1x4_vector(2, k, group, a, as, b, bs, rows_after,
-                          out);
+        q8_dot_1x4_vector(2, k, group, a, as, b, bs, ahead, row, out);
     } else if (group % 16 == 0) {
-        q8_dot_1x4_vector(group / 16, k, group, a, as, b, bs, rows_after,
+        q8_dot_1x4_vector(group / 16, k, group, a, as, b, bs, ahead, row,
                           out);
     } else {
         for (size_t j = 0; j < 4; j++)
@@ -263,23 +240,136 @@ static inline void q8_store(float *dst, float value, int accumulate) {
 }
 
 /*
+ * Short rows: the column products (a tile's down columns, 16 or 32 channels
+ * wide; a head's o columns, 64 wide) multiply m rows of 16, 32 or 64 bytes,
+ * stored back to back, with one activation row, 4 rows per step. Their
+ * group sums come out in the order of the scales (row by row, group by
+ * group), and a row's float sum adds its groups in increasing order (one
+ * or two), as the scalar kernel does from 0.0f: the result is the same bit
+ * for bit. With one activation row, `ahead` (else NULL) is the weight
+ * stream, read in order; each step prefetches Q8_SHORT_PREFETCH_BYTES
+ * ahead of it.
+ */
+
+/* Prefetch distance along the stream of short rows. NOTE: taken from the
+ * Zen 4 measurements of gemm_q8_x86.h, not tuned on a Cortex-A72 or A76. */
+#ifndef Q8_SHORT_PREFETCH_BYTES
+#define Q8_SHORT_PREFETCH_BYTES 8192
+#endif
+
+/* Whether q8_short_rows takes rows of k values in groups of `group`. */
+static inline int q8_is_short(size_t k, size_t group) {
+    return group == 32 && (k == 16 || k == 32 || k == 64);
+}
+
+/* Returns the int32 sum of row w (k = 16, 32 or 64 bytes, one group per 32)
+ * with x for group `g`. */
+Q8_INLINE int32x4_t q8_short_group(const int8_t *w, const int8_t *x,
+                                   size_t k, size_t g) {
+    int32x4_t sum = q8_dot16(vdupq_n_s32(0), vld1q_s8(w + 32 * g),
+                             vld1q_s8(x + 32 * g));
+    if (k > 16)
+        sum = q8_dot16(sum, vld1q_s8(w + 32 * g + 16),
+                       vld1q_s8(x + 32 * g + 16));
+    return sum;
+}
+
+/* Rows [0, m - m % 4) of a short-row product with one activation row x;
+ * returns the number of rows done. Called with a constant k. */
+Q8_INLINE size_t q8_short_rows_k(size_t k, size_t m, const int8_t *w,
+                                 const float *ws, const int8_t *x,
+                                 const float *xs, float *y, int accumulate,
+                                 const q8_ahead *ahead) {
+    const size_t groups = pp_group_count(k, 32);
+    size_t i = 0;
+    for (; i + 4 <= m; i += 4) {
+        if (ahead && Q8_SHORT_PREFETCH_BYTES > 0) {
+            q8_prefetch_bytes(ahead, i * k + Q8_SHORT_PREFETCH_BYTES, 4 * k);
+            q8_prefetch_scale(ahead,
+                              (i + Q8_SHORT_PREFETCH_BYTES / k) * groups);
+        }
+        const int8_t *wi = w + i * k;
+        float32x4_t rows;
+        if (groups == 1) {
+            /* Lane r: row i + r. */
+            const int32x4_t isum = q8_hsum4(
+                q8_short_group(wi, x, k, 0), q8_short_group(wi + k, x, k, 0),
+                q8_short_group(wi + 2 * k, x, k, 0),
+                q8_short_group(wi + 3 * k, x, k, 0));
+            const float32x4_t scale = vmulq_n_f32(vld1q_f32(ws + i), xs[0]);
+            rows = vmulq_f32(vcvtq_f32_s32(isum), scale);
+        } else {
+            /* Two groups per row: lanes (row, group) in scale order. */
+            const float32x4_t xs2 = {xs[0], xs[1], xs[0], xs[1]};
+            float32x4_t part[2];
+            for (size_t h = 0; h < 2; h++) {
+                const int8_t *wh = wi + 2 * h * k;
+                const int32x4_t isum = q8_hsum4(
+                    q8_short_group(wh, x, k, 0), q8_short_group(wh, x, k, 1),
+                    q8_short_group(wh + k, x, k, 0),
+                    q8_short_group(wh + k, x, k, 1));
+                const float32x4_t scale =
+                    vmulq_f32(vld1q_f32(ws + 2 * (i + 2 * h)), xs2);
+                part[h] = vmulq_f32(vcvtq_f32_s32(isum), scale);
+            }
+            rows = vpaddq_f32(part[0], part[1]);
+        }
+        if (accumulate)
+            rows = vaddq_f32(vld1q_f32(y + i), rows);
+        vst1q_f32(y + i, rows);
+    }
+    return i;
+}
+
+/* Short rows for any n; ahead (GEMV only) as above. */
+static void q8_short_rows(size_t m, size_t n, size_t k, const int8_t *w,
+                          const float *ws, const int8_t *x, size_t ldx,
+                          const float *xs, size_t ldxs, float *y, size_t ldy,
+                          int accumulate, const q8_ahead *ahead) {
+    const size_t groups = pp_group_count(k, 32);
+    for (size_t j = 0; j < n; j++) {
+        const int8_t *xj = x + j * ldx;
+        const float *xsj = xs + j * ldxs;
+        float *yj = y + j * ldy;
+        size_t i = k == 16   ? q8_short_rows_k(16, m, w, ws, xj, xsj, yj,
+                                               accumulate, ahead)
+                   : k == 32 ? q8_short_rows_k(32, m, w, ws, xj, xsj, yj,
+                                               accumulate, ahead)
+                             : q8_short_rows_k(64, m, w, ws, xj, xsj, yj,
+                                               accumulate, ahead);
+        for (; i < m; i++)
+            q8_store(&yj[i], q8_row_dot_tail(k, 32, 0, w + i * k,
+                                             ws + i * groups, xj, xsj, 0.0f),
+                     accumulate);
+    }
+}
+
+/*
  * Loop order: a block of weight rows (Q8_ROW_BLOCK_BYTES) stays in cache
  * while the activation rows pass over it, so the weights are read from
  * memory once per call whatever n is. Groups of 4 activation rows share
  * each weight row. The 1 to 3 activation rows left over (all of GEMV) each
  * share 4 weight rows at a time instead.
  */
-void GEMM_Q8_ARM_NAME(size_t m, size_t n, size_t k, size_t group,
-                      const int8_t *w, const float *ws,
-                      const int8_t *x, size_t ldx,
-                      const float *xs, size_t ldxs,
-                      float *y, size_t ldy, int accumulate) {
+static void q8_gemm(size_t m, size_t n, size_t k, size_t group,
+                    const int8_t *w, const float *ws, const int8_t *x,
+                    size_t ldx, const float *xs, size_t ldxs, float *y,
+                    size_t ldy, int accumulate, const pp_q8_next *next) {
     const size_t groups = pp_group_count(k, group);
+    /* The GEMV prefetch plan; prefill (n > 1) rereads cached rows instead. */
+    const q8_ahead stream = q8_ahead_make(m, k, group, w, ws, next);
+    const q8_ahead *ahead = n == 1 ? &stream : NULL;
+    if (q8_is_short(k, group)) {
+        q8_short_rows(m, n, k, w, ws, x, ldx, xs, ldxs, y, ldy, accumulate,
+                      ahead);
+        return;
+    }
     size_t row_block = Q8_ROW_BLOCK_BYTES / k / 4 * 4;
     if (row_block < 4)
         row_block = 4;
 
-    const int prefetch = k >= Q8_PREFETCH_MIN_ROW_BYTES;
+    if (k < Q8_PREFETCH_MIN_ROW_BYTES)
+        ahead = NULL;
 
     for (size_t i0 = 0; i0 < m; i0 += row_block) {
         const size_t i1 = m - i0 < row_block ? m : i0 + row_block;
@@ -295,7 +385,7 @@ void GEMM_Q8_ARM_NAME(size_t m, size_t n, size_t k, size_t group,
             for (size_t i = i0; i < i1; i++) {
                 float out[4];
                 q8_dot_1x4(k, group, w + i * k, ws + i * groups, xr, xsr,
-                           0, out);
+                           NULL, 0, out);
                 for (size_t j = 0; j < 4; j++)
                     q8_store(&y[(j0 + j) * ldy + i], out[j], accumulate);
             }
@@ -314,8 +404,7 @@ void GEMM_Q8_ARM_NAME(size_t m, size_t n, size_t k, size_t group,
                     wsr[r] = ws + (i + r) * groups;
                 }
                 float out[4];
-                q8_dot_1x4(k, group, xj, xsj, wr, wsr, prefetch ? m - i : 0,
-                           out);
+                q8_dot_1x4(k, group, xj, xsj, wr, wsr, ahead, i, out);
                 for (size_t r = 0; r < 4; r++)
                     q8_store(&yj[i + r], out[r], accumulate);
             }
@@ -325,4 +414,20 @@ void GEMM_Q8_ARM_NAME(size_t m, size_t n, size_t k, size_t group,
                          accumulate);
         }
     }
+}
+
+void GEMM_Q8_ARM_NAME(size_t m, size_t n, size_t k, size_t group,
+                      const int8_t *w, const float *ws,
+                      const int8_t *x, size_t ldx,
+                      const float *xs, size_t ldxs,
+                      float *y, size_t ldy, int accumulate) {
+    q8_gemm(m, n, k, group, w, ws, x, ldx, xs, ldxs, y, ldy, accumulate,
+            NULL);
+}
+
+void GEMV_Q8_ARM_NAME(size_t m, size_t k, size_t group, const int8_t *w,
+                      const float *ws, const int8_t *x, const float *xs,
+                      float *y, int accumulate, const pp_q8_next *next) {
+    q8_gemm(m, 1, k, group, w, ws, x, k, xs, pp_group_count(k, group), y, m,
+            accumulate, next);
 }

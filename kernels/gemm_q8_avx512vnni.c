@@ -15,4 +15,5 @@ static inline __m256i q8_dot32(__m256i acc, __m256i uw, __m256i sx) {
 }
 
 #define GEMM_Q8_X86_NAME pp_gemm_q8__vnni
+#define GEMV_Q8_X86_NAME pp_gemv_q8__vnni
 #include "gemm_q8_x86.h"

@@ -33,3 +33,11 @@ void pp_gemm_q8__scalar(size_t m, size_t n, size_t k, size_t group,
         }
     }
 }
+
+void pp_gemv_q8__scalar(size_t m, size_t k, size_t group, const int8_t *w,
+                        const float *ws, const int8_t *x, const float *xs,
+                        float *y, int accumulate, const pp_q8_next *next) {
+    (void)next;
+    pp_gemm_q8__scalar(m, 1, k, group, w, ws, x, k, xs,
+                       pp_group_count(k, group), y, m, accumulate);
+}

@@ -4,6 +4,7 @@
  *
  * Before including it, the file includes <immintrin.h> and defines
  *   GEMM_Q8_X86_NAME  the kernel's symbol, e.g. pp_gemm_q8__avx2;
+ *   GEMV_Q8_X86_NAME  the one-row kernel's symbol, e.g. pp_gemv_q8__avx2;
  *   q8_dot32(acc, uw, sx)  a static function that adds the 32 products
  *       uw[b] * sx[b] of unsigned bytes uw (each at most 127) and signed
  *       bytes sx to the 8 int32 lanes of acc, exactly.
@@ -14,8 +15,8 @@
  * float, so the group sums equal the scalar ones bit for bit. Only the float
  * sum over groups runs in another order, 4 groups side by side.
  */
-#ifndef GEMM_Q8_X86_NAME
-#error "define GEMM_Q8_X86_NAME and q8_dot32 before including gemm_q8_x86.h"
+#if !defined(GEMM_Q8_X86_NAME) || !defined(GEMV_Q8_X86_NAME)
+#error "define GEMM_Q8_X86_NAME, GEMV_Q8_X86_NAME and q8_dot32 before including gemm_q8_x86.h"
 #endif
 
 #if defined(__GNUC__)
@@ -23,6 +24,8 @@
 #else
 #define Q8_INLINE static inline
 #endif
+
+#include "gemm_q8_prefetch.h"
 
 /* Weight bytes that stay in cache while every activation row passes over
  * them, small enough for the 256 KiB and larger L2 caches of x86-64 cores. */
@@ -202,46 +205,17 @@ Q8_INLINE float q8_dot_1x1_vector(size_t pieces, size_t k, size_t group,
 }
 
 /*
- * Prefetches into L2 (locality 2: prefetcht1) for one GEMV step over 4 groups
- * (group g) of the 4 consecutive weight rows at w, with scales at ws. The
- * weights are fetched at row `row` (a multiple of 4) and byte `column` of
- * the matrix from w: Q8_PREFETCH_BYTES ahead in each row, continuing in the
- * same row of a later 4 past its end. The scales of the next 4 rows keep
- * pace with the step. Nothing past the rows_after rows from w is touched.
- *
- * It must be inlined (Q8_INLINE): as a separate function, GCC 12 compiled
- * its calls away in the AVX-512 build (no prefetch in the assembly output),
- * apparently taking a prefetch-only function for one without side effects.
- */
-Q8_INLINE void q8_prefetch_ahead(size_t k, size_t group, size_t groups,
-                                const int8_t *w, const float *ws,
-                                size_t rows_after, size_t row, size_t column,
-                                size_t g) {
-    const size_t span = 4 * group;
-
-    /* The last byte fetched must lie inside the matrix. */
-    if ((row + 3) * k + column + span <= rows_after * k) {
-        for (size_t j = 0; j < 4; j++) {
-            const int8_t *target = w + (row + j) * k + column;
-            for (size_t line = 0; line < span; line += 64)
-                __builtin_prefetch(target + line, 0, 2);
-        }
-    }
-    if (rows_after >= 8)
-        __builtin_prefetch(ws + 4 * groups + 4 * g, 0, 2);
-}
-
-/*
  * Stores in out[j] row a (scales as) times row b[j] (scales bs[j]), for
- * j < 4, as q8_dot_1x1_vector does for one pair. When b[0..3] are 4
- * consecutive weight rows (GEMV), rows_after is the number of weight rows
- * from b[0] to the end of the matrix. The rows after the 4 are then
- * prefetched as they are read. Otherwise rows_after is 0.
+ * j < 4, as q8_dot_1x1_vector does for one pair. When b[0..3] are the 4
+ * consecutive weight rows from row `row` of a GEMV, `ahead` is their weight
+ * stream. It is prefetched Q8_PREFETCH_BYTES ahead in each of the 4 rows as
+ * they are read. Otherwise ahead is NULL.
  */
 Q8_INLINE void q8_dot_1x4_vector(size_t pieces, size_t k, size_t group,
                                  const int8_t *a, const float *as,
                                  const int8_t *const *b,
-                                 const float *const *bs, size_t rows_after,
+                                 const float *const *bs,
+                                 const q8_ahead *ahead, size_t row,
                                  float *out) {
     const size_t groups = pp_group_count(k, group);
     const size_t full = k / group;
@@ -258,9 +232,12 @@ Q8_INLINE void q8_dot_1x4_vector(size_t pieces, size_t k, size_t group,
     size_t g = 0;
     for (; g + 4 <= full; g += 4) {
         const size_t begin = g * group;
-        if (rows_after > 0 && Q8_PREFETCH_BYTES > 0) {
-            q8_prefetch_ahead(k, group, groups, b[0], bs[0], rows_after,
-                              prefetch_row, prefetch_column, g);
+        if (ahead && Q8_PREFETCH_BYTES > 0) {
+            for (size_t j = 0; j < 4; j++)
+                q8_prefetch_bytes(ahead, (row + prefetch_row + j) * k +
+                                             prefetch_column, 4 * group);
+            /* The scales of the next 4 rows, one line per step. */
+            q8_prefetch_scale(ahead, (row + 4) * groups + 4 * g);
             /* Advance by this step's 4 groups; 4 * group <= k here. */
             prefetch_column += 4 * group;
             if (prefetch_column >= k) {
@@ -302,13 +279,12 @@ static float q8_dot_1x1(size_t k, size_t group, const int8_t *w,
  * q8_dot_1x4_vector. */
 static void q8_dot_1x4(size_t k, size_t group, const int8_t *a,
                        const float *as, const int8_t *const *b,
-                       const float *const *bs, size_t rows_after,
-                       float *out) {
+                       const float *const *bs, const q8_ahead *ahead,
+                       size_t row, float *out) {
     if (group == 32) {
-        q8_dot_1x4_vector(1, k, group, a, as, b, bs, rows_after,
-                          out);
+        q8_dot_1x4_vector(1, k, group, a, as, b, bs, ahead, row, out);
     } else if (group % 32 == 0) {
-        q8_dot_1x4_vector(group / 32, k, group, a, as, b, bs, rows_after,
+        q8_dot_1x4_vector(group / 32, k, group, a, as, b, bs, ahead, row,
                           out);
     } else {
         for (size_t j = 0; j < 4; j++)
@@ -321,75 +297,192 @@ static inline void q8_store(float *dst, float value, int accumulate) {
 }
 
 /*
+ * Short rows: the column products (a tile's down columns, 16 or 32 channels
+ * wide; a head's o columns, 64 wide) multiply m rows of 16, 32 or 64 bytes,
+ * stored back to back, with one activation row. Such a block is one stream
+ * of 32-byte segments. A segment is one group, or for k = 16 two rows of one
+ * partial group each. The segments come in the order of the scales, so 8
+ * segment sums line up with 8 consecutive scales.
+ *
+ * The activation is the unsigned operand here (|x| and w * sign(x)):
+ * |x| is computed once per call instead of |w| per segment.
+ *
+ * A row's float sum adds its groups in increasing order (one or two), as
+ * the scalar kernel does from 0.0f, so the result is the same bit for bit.
+ *
+ * With one activation row, `ahead` (else NULL) is the weight stream, read
+ * in order; each step prefetches Q8_SHORT_PREFETCH_BYTES ahead of it.
+ */
+
+/* Prefetch distance along the stream of short rows. Decode of a 6-layer
+ * synthetic TinyLlama-1.1B on one thread of a Zen 4 EPYC (shared 2-core
+ * VM) ran at 63 tokens/s with 1024 bytes, 71 with 4096 and 72-74 with 8192
+ * to 32768. */
+#ifndef Q8_SHORT_PREFETCH_BYTES
+#define Q8_SHORT_PREFETCH_BYTES 8192
+#endif
+
+/* Prefetches for the step over rows [i, i + 8) of k bytes. */
+Q8_INLINE void q8_short_prefetch(const q8_ahead *ahead, size_t i, size_t k) {
+    if (!ahead || Q8_SHORT_PREFETCH_BYTES == 0)
+        return;
+    const size_t groups = pp_group_count(k, 32);
+    q8_prefetch_bytes(ahead, i * k + Q8_SHORT_PREFETCH_BYTES, 8 * k);
+    q8_prefetch_scale(ahead, (i + Q8_SHORT_PREFETCH_BYTES / k) * groups);
+}
+
+/* Returns the 8 int32 sums of the 8 lanes of v[0..7], in that order. */
+static inline __m256i q8_hsum8(const __m256i *v) {
+    const __m256i h0 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]),
+                                         _mm256_hadd_epi32(v[2], v[3]));
+    const __m256i h1 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]),
+                                         _mm256_hadd_epi32(v[6], v[7]));
+    /* h0 = [v0..v3 low halves | v0..v3 high halves], h1 the same for v4..v7. */
+    return _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20),
+                            _mm256_permute2x128_si256(h0, h1, 0x31));
+}
+
+/* Returns 8 segment products (float)isum * (ws * xs) of the 8 segments of
+ * 32 bytes at w, segment t paired with activation vector t % 2 of ux/sx
+ * (|x| and x) and its scale in xsv. */
+static inline __m256 q8_segments8(const int8_t *w, const float *ws,
+                                  const __m256i *ux, const __m256i *sx,
+                                  __m256 xsv) {
+    __m256i v[8];
+#pragma GCC unroll 8
+    for (size_t t = 0; t < 8; t++)
+        v[t] = q8_dot32(_mm256_setzero_si256(), ux[t % 2],
+                        _mm256_sign_epi8(q8_load32(w + 32 * t), sx[t % 2]));
+    const __m256 scale = _mm256_mul_ps(_mm256_loadu_ps(ws), xsv);
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(q8_hsum8(v)), scale);
+}
+
+static inline void q8_store8(float *y, __m256 v, int accumulate) {
+    if (accumulate)
+        v = _mm256_add_ps(_mm256_loadu_ps(y), v);
+    _mm256_storeu_ps(y, v);
+}
+
+/* Rows of 32 bytes, one group each: 8 rows per step. */
+static size_t q8_short_rows32(size_t m, const int8_t *w, const float *ws,
+                              const int8_t *x, const float *xs, float *y,
+                              int accumulate, const q8_ahead *ahead) {
+    const __m256i sx[2] = {q8_load32(x), q8_load32(x)};
+    const __m256i ux[2] = {_mm256_abs_epi8(sx[0]), _mm256_abs_epi8(sx[0])};
+    const __m256 xsv = _mm256_set1_ps(xs[0]);
+    size_t i = 0;
+    for (; i + 8 <= m; i += 8) {
+        q8_short_prefetch(ahead, i, 32);
+        q8_store8(y + i, q8_segments8(w + 32 * i, ws + i, ux, sx, xsv),
+                  accumulate);
+    }
+    return i;
+}
+
+/* Rows of 64 bytes, two groups each: 8 rows (16 segments) per step. */
+static size_t q8_short_rows64(size_t m, const int8_t *w, const float *ws,
+                              const int8_t *x, const float *xs, float *y,
+                              int accumulate, const q8_ahead *ahead) {
+    const __m256i sx[2] = {q8_load32(x), q8_load32(x + 32)};
+    const __m256i ux[2] = {_mm256_abs_epi8(sx[0]), _mm256_abs_epi8(sx[1])};
+    const __m256 xsv = _mm256_setr_ps(xs[0], xs[1], xs[0], xs[1], xs[0],
+                                      xs[1], xs[0], xs[1]);
+    size_t i = 0;
+    for (; i + 8 <= m; i += 8) {
+        q8_short_prefetch(ahead, i, 64);
+        const __m256 a = q8_segments8(w + 64 * i, ws + 2 * i, ux, sx, xsv);
+        const __m256 b = q8_segments8(w + 64 * i + 256, ws + 2 * i + 8, ux,
+                                      sx, xsv);
+        /* hadd: [r0 r1 r4 r5 | r2 r3 r6 r7] for rows r of this step. */
+        const __m256 rows = _mm256_castpd_ps(_mm256_permute4x64_pd(
+            _mm256_castps_pd(_mm256_hadd_ps(a, b)), 0xD8));
+        q8_store8(y + i, rows, accumulate);
+    }
+    return i;
+}
+
+/* Rows of 16 bytes, one partial group each: 2 rows per 32-byte segment,
+ * 8 rows per step. */
+static size_t q8_short_rows16(size_t m, const int8_t *w, const float *ws,
+                              const int8_t *x, const float *xs, float *y,
+                              int accumulate, const q8_ahead *ahead) {
+    const __m256i sx = _mm256_broadcastsi128_si256(
+        _mm_loadu_si128((const __m128i *)(const void *)x));
+    const __m256i ux = _mm256_abs_epi8(sx);
+    const __m256 xsv = _mm256_set1_ps(xs[0]);
+    /* The hadd tree below leaves rows in the order 0 2 4 6 1 3 5 7. */
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    size_t i = 0;
+    for (; i + 8 <= m; i += 8) {
+        q8_short_prefetch(ahead, i, 16);
+        __m256i v[4];
+        for (size_t t = 0; t < 4; t++)
+            v[t] = q8_dot32(_mm256_setzero_si256(), ux,
+                            _mm256_sign_epi8(q8_load32(w + 16 * i + 32 * t), sx));
+        const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]),
+                                            _mm256_hadd_epi32(v[2], v[3]));
+        const __m256i isum = _mm256_permutevar8x32_epi32(h, order);
+        const __m256 scale = _mm256_mul_ps(_mm256_loadu_ps(ws + i), xsv);
+        q8_store8(y + i, _mm256_mul_ps(_mm256_cvtepi32_ps(isum), scale),
+                  accumulate);
+    }
+    return i;
+}
+
+/* Whether q8_short_rows takes rows of k values in groups of `group`. */
+static inline int q8_is_short(size_t k, size_t group) {
+    return group == 32 && (k == 16 || k == 32 || k == 64);
+}
+
+/* Short rows for any n; ahead (GEMV only) as above. */
+static void q8_short_rows(size_t m, size_t n, size_t k, const int8_t *w,
+                          const float *ws, const int8_t *x, size_t ldx,
+                          const float *xs, size_t ldxs, float *y, size_t ldy,
+                          int accumulate, const q8_ahead *ahead) {
+    const size_t groups = pp_group_count(k, 32);
+    for (size_t j = 0; j < n; j++) {
+        const int8_t *xj = x + j * ldx;
+        const float *xsj = xs + j * ldxs;
+        float *yj = y + j * ldy;
+        size_t i = k == 16   ? q8_short_rows16(m, w, ws, xj, xsj, yj,
+                                               accumulate, ahead)
+                   : k == 32 ? q8_short_rows32(m, w, ws, xj, xsj, yj,
+                                               accumulate, ahead)
+                             : q8_short_rows64(m, w, ws, xj, xsj, yj,
+                                               accumulate, ahead);
+        for (; i < m; i++)
+            q8_store(&yj[i], q8_row_dot_tail(k, 32, 0, w + i * k,
+                                             ws + i * groups, xj, xsj, 0.0f),
+                     accumulate);
+    }
+}
+
+/*
  * Loop order: a block of weight rows (Q8_ROW_BLOCK_BYTES) stays in cache
  * while the activation rows pass over it, so the weights are read from
  * memory once per call whatever n is. Groups of 4 activation rows share
  * each weight row. The 1 to 3 activation rows left over (all of GEMV) each
  * share 4 weight rows at a time instead.
  */
-/*
- * Short rows: 1 to 3 groups of exactly 32 values (a tile's down columns,
- * 32 channels wide; a head's o columns, 64 wide). The general path takes
- * groups 4 at a time and leaves these to its scalar-order tail one row at a
- * time; here 4 rows share each horizontal sum. The float sum runs over the
- * groups in increasing order from 0.0f, as the tail does, so the result is
- * the same bit for bit.
- */
-static void q8_short_rows(size_t m, size_t n, size_t k, const int8_t *w,
-                          const float *ws, const int8_t *x, size_t ldx,
-                          const float *xs, size_t ldxs, float *y, size_t ldy,
-                          int accumulate) {
-    const size_t groups = k / 32;
-
-    for (size_t j = 0; j < n; j++) {
-        const int8_t *xj = x + j * ldx;
-        const float *xsj = xs + j * ldxs;
-        float *yj = y + j * ldy;
-        size_t i = 0;
-
-        for (; i + 4 <= m; i += 4) {
-            float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-            for (size_t g = 0; g < groups; g++) {
-                __m256i sum[4];
-                for (size_t r = 0; r < 4; r++)
-                    sum[r] = q8_dot_pair(_mm256_setzero_si256(),
-                                         w + (i + r) * k + 32 * g, xj + 32 * g);
-                int32_t isum[4];
-                _mm_storeu_si128((__m128i *)(void *)isum,
-                                 q8_hsum4(sum[0], sum[1], sum[2], sum[3]));
-                for (size_t r = 0; r < 4; r++)
-                    acc[r] += (float)isum[r] * (ws[(i + r) * groups + g] * xsj[g]);
-            }
-            for (size_t r = 0; r < 4; r++)
-                q8_store(&yj[i + r], acc[r], accumulate);
-        }
-
-        for (; i < m; i++) {
-            float acc = 0.0f;
-            for (size_t g = 0; g < groups; g++) {
-                const int32_t isum = q8_dot_any(w + i * k + 32 * g, xj + 32 * g, 32);
-                acc += (float)isum * (ws[i * groups + g] * xsj[g]);
-            }
-            q8_store(&yj[i], acc, accumulate);
-        }
-    }
-}
-
-void GEMM_Q8_X86_NAME(size_t m, size_t n, size_t k, size_t group,
-                      const int8_t *w, const float *ws,
-                      const int8_t *x, size_t ldx,
-                      const float *xs, size_t ldxs,
-                      float *y, size_t ldy, int accumulate) {
+static void q8_gemm(size_t m, size_t n, size_t k, size_t group,
+                    const int8_t *w, const float *ws, const int8_t *x,
+                    size_t ldx, const float *xs, size_t ldxs, float *y,
+                    size_t ldy, int accumulate, const pp_q8_next *next) {
     const size_t groups = pp_group_count(k, group);
-    if (group == 32 && k % 32 == 0 && k <= 96) {
-        q8_short_rows(m, n, k, w, ws, x, ldx, xs, ldxs, y, ldy, accumulate);
+    /* The GEMV prefetch plan; prefill (n > 1) rereads cached rows instead. */
+    const q8_ahead stream = q8_ahead_make(m, k, group, w, ws, next);
+    const q8_ahead *ahead = n == 1 ? &stream : NULL;
+    if (q8_is_short(k, group)) {
+        q8_short_rows(m, n, k, w, ws, x, ldx, xs, ldxs, y, ldy, accumulate,
+                      ahead);
         return;
     }
     size_t row_block = Q8_ROW_BLOCK_BYTES / k / 4 * 4;
     if (row_block < 4)
         row_block = 4;
 
-    const int prefetch = k >= Q8_PREFETCH_MIN_ROW_BYTES;
+    if (k < Q8_PREFETCH_MIN_ROW_BYTES)
+        ahead = NULL;
 
     for (size_t i0 = 0; i0 < m; i0 += row_block) {
         const size_t i1 = m - i0 < row_block ? m : i0 + row_block;
@@ -405,7 +498,7 @@ void GEMM_Q8_X86_NAME(size_t m, size_t n, size_t k, size_t group,
             for (size_t i = i0; i < i1; i++) {
                 float out[4];
                 q8_dot_1x4(k, group, w + i * k, ws + i * groups, xr, xsr,
-                           0, out);
+                           NULL, 0, out);
                 for (size_t j = 0; j < 4; j++)
                     q8_store(&y[(j0 + j) * ldy + i], out[j], accumulate);
             }
@@ -424,8 +517,7 @@ void GEMM_Q8_X86_NAME(size_t m, size_t n, size_t k, size_t group,
                     wsr[r] = ws + (i + r) * groups;
                 }
                 float out[4];
-                q8_dot_1x4(k, group, xj, xsj, wr, wsr, prefetch ? m - i : 0,
-                           out);
+                q8_dot_1x4(k, group, xj, xsj, wr, wsr, ahead, i, out);
                 for (size_t r = 0; r < 4; r++)
                     q8_store(&yj[i + r], out[r], accumulate);
             }
@@ -435,4 +527,20 @@ void GEMM_Q8_X86_NAME(size_t m, size_t n, size_t k, size_t group,
                          accumulate);
         }
     }
+}
+
+void GEMM_Q8_X86_NAME(size_t m, size_t n, size_t k, size_t group,
+                      const int8_t *w, const float *ws,
+                      const int8_t *x, size_t ldx,
+                      const float *xs, size_t ldxs,
+                      float *y, size_t ldy, int accumulate) {
+    q8_gemm(m, n, k, group, w, ws, x, ldx, xs, ldxs, y, ldy, accumulate,
+            NULL);
+}
+
+void GEMV_Q8_X86_NAME(size_t m, size_t k, size_t group, const int8_t *w,
+                      const float *ws, const int8_t *x, const float *xs,
+                      float *y, int accumulate, const pp_q8_next *next) {
+    q8_gemm(m, 1, k, group, w, ws, x, k, xs, pp_group_count(k, group), y, m,
+            accumulate, next);
 }

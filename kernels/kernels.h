@@ -45,6 +45,28 @@ typedef void (*pp_gemm_q8_fn)(size_t m, size_t n, size_t k, size_t group,
                               float *y, size_t ldy, int accumulate);
 
 /*
+ * The weights of the product that a caller runs right after this one: m
+ * rows of k int8 values at w and their scales at ws, laid out as a q8
+ * matrix (or the same rows of one). m == 0 or a NULL pointer to it: none.
+ */
+typedef struct pp_q8_next {
+    const int8_t *w;
+    const float *ws;
+    size_t m, k;
+} pp_q8_next;
+
+/*
+ * One activation row (decode): gemm_q8 with n = 1, the same result bit for
+ * bit. While it runs, the kernel may start loading `next` into the caches,
+ * so that the caller's next product does not begin by waiting for memory.
+ * The hint never changes a result.
+ */
+typedef void (*pp_gemv_q8_fn)(size_t m, size_t k, size_t group,
+                              const int8_t *w, const float *ws,
+                              const int8_t *x, const float *xs, float *y,
+                              int accumulate, const pp_q8_next *next);
+
+/*
  * Symmetric int8 quantization of one row of n floats in groups of `group`:
  * amax = max |x| over the group; scale = amax / 127; q = round-half-even(
  * x * (127 / amax)), which lies in [-127, 127]. A group of zeros gets scale
@@ -86,6 +108,7 @@ typedef void (*pp_rope_fn)(size_t n_heads, size_t head_dim,
 typedef struct pp_kernels {
     const char *isa;              /* "scalar", "avx2", "vnni", "neon", ... */
     pp_gemm_q8_fn gemm_q8;
+    pp_gemv_q8_fn gemv_q8;
     pp_quantize_q8_fn quantize_q8;
     pp_rmsnorm_fn rmsnorm;
     pp_softmax_fn softmax;
@@ -100,6 +123,9 @@ void pp_gemm_q8__scalar(size_t m, size_t n, size_t k, size_t group,
                         const int8_t *x, size_t ldx,
                         const float *xs, size_t ldxs,
                         float *y, size_t ldy, int accumulate);
+void pp_gemv_q8__scalar(size_t m, size_t k, size_t group, const int8_t *w,
+                        const float *ws, const int8_t *x, const float *xs,
+                        float *y, int accumulate, const pp_q8_next *next);
 void pp_quantize_q8__scalar(size_t n, size_t group, const float *x,
                             int8_t *q, float *scale);
 void pp_rmsnorm__scalar(size_t n, const float *x, const float *w, float eps,

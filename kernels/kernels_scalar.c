@@ -4,6 +4,7 @@
 const pp_kernels pp_kernels_scalar = {
     .isa = "scalar",
     .gemm_q8 = pp_gemm_q8__scalar,
+    .gemv_q8 = pp_gemv_q8__scalar,
     .quantize_q8 = pp_quantize_q8__scalar,
     .rmsnorm = pp_rmsnorm__scalar,
     .softmax = pp_softmax__scalar,

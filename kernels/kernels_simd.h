@@ -19,6 +19,9 @@ void pp_gemm_q8__avx2(size_t m, size_t n, size_t k, size_t group,
                       const int8_t *x, size_t ldx,
                       const float *xs, size_t ldxs,
                       float *y, size_t ldy, int accumulate);
+void pp_gemv_q8__avx2(size_t m, size_t k, size_t group, const int8_t *w,
+                        const float *ws, const int8_t *x, const float *xs,
+                        float *y, int accumulate, const pp_q8_next *next);
 void pp_quantize_q8__avx2(size_t n, size_t group, const float *x,
                           int8_t *q, float *scale);
 void pp_rmsnorm__avx2(size_t n, const float *x, const float *w, float eps,
@@ -36,6 +39,9 @@ void pp_gemm_q8__vnni(size_t m, size_t n, size_t k, size_t group,
                       const int8_t *x, size_t ldx,
                       const float *xs, size_t ldxs,
                       float *y, size_t ldy, int accumulate);
+void pp_gemv_q8__vnni(size_t m, size_t k, size_t group, const int8_t *w,
+                        const float *ws, const int8_t *x, const float *xs,
+                        float *y, int accumulate, const pp_q8_next *next);
 
 /* out[i] = exp(x[i]) with the vector exponential that softmax and swiglu
  * use (error bound in exp_avx2.h). Exposed for the tests. */
@@ -51,6 +57,9 @@ void pp_gemm_q8__neon(size_t m, size_t n, size_t k, size_t group,
                       const int8_t *x, size_t ldx,
                       const float *xs, size_t ldxs,
                       float *y, size_t ldy, int accumulate);
+void pp_gemv_q8__neon(size_t m, size_t k, size_t group, const int8_t *w,
+                        const float *ws, const int8_t *x, const float *xs,
+                        float *y, int accumulate, const pp_q8_next *next);
 void pp_quantize_q8__neon(size_t n, size_t group, const float *x,
                           int8_t *q, float *scale);
 void pp_rmsnorm__neon(size_t n, const float *x, const float *w, float eps,
@@ -68,6 +77,9 @@ void pp_gemm_q8__dotprod(size_t m, size_t n, size_t k, size_t group,
                          const int8_t *x, size_t ldx,
                          const float *xs, size_t ldxs,
                          float *y, size_t ldy, int accumulate);
+void pp_gemv_q8__dotprod(size_t m, size_t k, size_t group, const int8_t *w,
+                           const float *ws, const int8_t *x, const float *xs,
+                           float *y, int accumulate, const pp_q8_next *next);
 
 /* out[i] = exp(x[i]) with the vector exponential that softmax and swiglu
  * use (error bound in exp_neon.h). Exposed for the tests. */

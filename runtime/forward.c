@@ -111,14 +111,44 @@ typedef struct row_jobs {
     pp_context *c;
     row_job *jobs;
     size_t n, ldx, ldxs;
+    size_t count, per_task;  /* jobs, and consecutive jobs per task */
 } row_jobs;
 
+/* Returns the q8_matrix as the next-product hint of a GEMV kernel. */
+static pp_q8_next next_of(const q8_matrix *m) {
+    return m ? (pp_q8_next){m->w, m->s, m->rows, m->cols}
+             : (pp_q8_next){NULL, NULL, 0, 0};
+}
+
+/* Splits `count` items into consecutive runs for the workers: one run on
+ * one thread, else 4 per thread to balance them. */
+static size_t items_per_task(const pp_context *c, size_t count) {
+    const size_t tasks = c->n_threads > 1 ? 4 * (size_t)c->n_threads : 1;
+    return count < tasks ? 1 : (count + tasks - 1) / tasks;
+}
+
+/* Runs a task's jobs in order. With one activation row, each job's kernel
+ * also starts loading the weights of the job after it, so the run goes on
+ * at memory speed across job boundaries. */
 static void row_task(void *arg, size_t index) {
     const row_jobs *r = arg;
-    const row_job *j = &r->jobs[index];
-    r->c->kernels.gemm_q8(j->m.rows, r->n, j->m.cols,
-                          (size_t)r->c->info.group, j->m.w, j->m.s, j->x,
-                          r->ldx, j->xs, r->ldxs, j->y, j->ldy, 0);
+    const size_t group = (size_t)r->c->info.group;
+    const size_t first = index * r->per_task;
+    const size_t end = first + r->per_task < r->count ? first + r->per_task
+                                                      : r->count;
+    for (size_t i = first; i < end; i++) {
+        const row_job *j = &r->jobs[i];
+        if (r->n == 1) {
+            const pp_q8_next next = next_of(i + 1 < end ? &r->jobs[i + 1].m
+                                                        : NULL);
+            r->c->kernels.gemv_q8(j->m.rows, j->m.cols, group, j->m.w,
+                                  j->m.s, j->x, j->xs, j->y, 0, &next);
+        } else {
+            r->c->kernels.gemm_q8(j->m.rows, r->n, j->m.cols, group, j->m.w,
+                                  j->m.s, j->x, r->ldx, j->xs, r->ldxs, j->y,
+                                  j->ldy, 0);
+        }
+    }
 }
 
 /* Row jobs collected for one parallel run. A read source's tile cache may
@@ -131,8 +161,12 @@ typedef struct row_batch {
 } row_batch;
 
 static void row_batch_flush(pp_context *c, row_batch *b) {
-    if (b->count > 0)
-        pp_parallel_heavy(c, b->count, row_task, &b->run);
+    if (b->count > 0) {
+        b->run.count = b->count;
+        b->run.per_task = items_per_task(c, b->count);
+        pp_parallel_heavy(c, (b->count + b->run.per_task - 1) / b->run.per_task,
+                          row_task, &b->run);
+    }
     b->count = 0;
     pp_cache_unpin(c);
 }
@@ -201,11 +235,27 @@ static void column_task(void *arg, size_t index) {
         const column_unit *unit = &job->units[u];
         const size_t width = unit->m.cols;
         const size_t groups = pp_group_count(width, group);
-        job->c->kernels.gemm_q8(
-            end - begin, job->n, width, group, unit->m.w + begin * width,
-            unit->m.s + begin * groups, job->c->scratch.xq + unit->x_offset,
-            job->ldx, job->c->scratch.xs + unit->xs_offset, job->ldxs,
-            job->y + begin, job->rows, 1);
+        const int8_t *x = job->c->scratch.xq + unit->x_offset;
+        const float *xs = job->c->scratch.xs + unit->xs_offset;
+        const int8_t *w = unit->m.w + begin * width;
+        const float *ws = unit->m.s + begin * groups;
+        if (job->n == 1) {
+            /* The next unit's rows of this task lie elsewhere in memory. */
+            pp_q8_next next = {NULL, NULL, 0, 0};
+            if (u + 1 < job->n_units) {
+                const q8_matrix *after = &job->units[u + 1].m;
+                next = (pp_q8_next){
+                    after->w + begin * after->cols,
+                    after->s + begin * pp_group_count(after->cols, group),
+                    end - begin, after->cols};
+            }
+            job->c->kernels.gemv_q8(end - begin, width, group, w, ws, x, xs,
+                                    job->y + begin, 1, &next);
+        } else {
+            job->c->kernels.gemm_q8(end - begin, job->n, width, group, w, ws,
+                                    x, job->ldx, xs, job->ldxs,
+                                    job->y + begin, job->rows, 1);
+        }
     }
 }
 
@@ -213,13 +263,12 @@ static void run_columns(pp_context *c, const column_unit *units, size_t n_units,
                         size_t n, size_t ldx, size_t ldxs, float *y, int zero) {
     const size_t rows = (size_t)c->info.dim;
     column_job job = {c, units, n_units, n, ldx, ldxs, rows, 0, y, zero};
-    /* Enough tasks to balance the workers; at least 8 rows each. */
-    size_t tasks = 4 * (size_t)c->n_threads;
-    job.rows_per_task = (rows + tasks - 1) / tasks;
+    /* At least 8 rows per task: the kernels take 8 short rows at a time. */
+    job.rows_per_task = items_per_task(c, rows);
     if (job.rows_per_task < 8)
         job.rows_per_task = 8;
-    tasks = (rows + job.rows_per_task - 1) / job.rows_per_task;
-    pp_parallel_heavy(c, tasks, column_task, &job);
+    pp_parallel_heavy(c, (rows + job.rows_per_task - 1) / job.rows_per_task,
+                      column_task, &job);
 }
 
 /* Units of a column product collected for one run; when the tile cache
@@ -279,7 +328,7 @@ void pp_attention_qkv(pp_context *c, int layer, const float *input, int n,
     const size_t ldxs = quantize_rows(c, xb, (size_t)n, dim, dim, NULL);
 
     const size_t qkv_bytes = matrix_bytes(hd, dim, group);
-    row_batch b = {{c, c->scratch.jobs, (size_t)n, dim, ldxs}, 0};
+    row_batch b = {{c, c->scratch.jobs, (size_t)n, dim, ldxs, 0, 0}, 0};
     for (int h = 0; h < c->info.n_heads; h++) {
         if (!heads[h])
             continue;
@@ -458,7 +507,7 @@ void pp_mlp_gate_up(pp_context *c, int layer, const float *input, int n,
         return;
     const size_t ldxs = quantize_rows(c, c->scratch.xb, (size_t)n, dim, dim, NULL);
 
-    row_batch b = {{c, c->scratch.jobs, (size_t)n, dim, ldxs}, 0};
+    row_batch b = {{c, c->scratch.jobs, (size_t)n, dim, ldxs, 0, 0}, 0};
     for (size_t t = 0; t < n_tiles; t++) {
         if (!tiles[t])
             continue;
@@ -627,7 +676,7 @@ static void classify(pp_context *c, size_t n, size_t first, size_t stride,
 
     /* Split the vocabulary over the workers; rows of logits are disjoint. */
     const size_t block = pp_classifier_block_rows();
-    row_batch b = {{c, c->scratch.jobs, rows, dim, ldxs}, 0};
+    row_batch b = {{c, c->scratch.jobs, rows, dim, ldxs, 0, 0}, 0};
     for (size_t r = 0; r < vocab; r += block) {
         const size_t len = vocab - r < block ? vocab - r : block;
         const float *scales;

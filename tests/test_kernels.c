@@ -301,7 +301,7 @@ static void test_gemm_extreme_values(void) {
  * the sums are below 2^24 and every other term is 0.
  */
 static void check_group_sums_exact(size_t k, size_t group, q8_fill fill) {
-    const size_t m = 3, n = 5;
+    const size_t m = 19, n = 5;  /* 2 blocks of 8 rows and 3 more */
     gemm_buffers b;
     if (!gemm_alloc(&b, m, n, k, group)) {
         CHECKF(0, "out of memory for k=%zu", k);
@@ -350,6 +350,89 @@ static void test_gemm_group_sums_exact(void) {
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
         for (size_t f = 0; f < sizeof fills / sizeof fills[0]; f++)
             check_group_sums_exact(cases[c].k, cases[c].group, fills[f]);
+}
+
+/* Column products: many short rows (a tile's down columns, a head's o
+ * columns), which the SIMD kernels take 8 rows at a time, with a remainder
+ * of rows; also the exact group sums on those shapes. */
+static void test_gemm_short_rows(void) {
+    const size_t ks[] = {16, 32, 64, 48, 96};
+    const size_t ms[] = {8, 64 + 7, 512};
+    for (size_t a = 0; a < sizeof ks / sizeof ks[0]; a++) {
+        for (size_t r = 0; r < sizeof ms / sizeof ms[0]; r++) {
+            check_gemm_case(variant.gemm_q8, variant.isa, ms[r], 1, ks[a],
+                            32, 1, FILL_RANDOM);
+            check_gemm_case(variant.gemm_q8, variant.isa, ms[r], 3, ks[a],
+                            32, 0, FILL_EXTREME);
+        }
+        check_group_sums_exact(ks[a], 32, FILL_MAX);
+    }
+}
+
+/*
+ * gemv_q8 is gemm_q8 with one activation row, bit for bit, whatever it is
+ * told about the next product: nothing, a separate matrix, or the rows
+ * right after its own (where the prefetch runs on through the end). The
+ * hint matrix is also checked to stay unchanged.
+ */
+static void check_gemv_case(const pp_kernels *k, size_t m, size_t cols,
+                            size_t group, int accumulate) {
+    gemm_buffers b, other;
+    if (!gemm_alloc(&b, 2 * m, 1, cols, group) ||
+        !gemm_alloc(&other, m + 3, 1, cols, group)) {
+        CHECKF(0, "out of memory for m=%zu k=%zu", m, cols);
+        return;
+    }
+    fill_q8(b.w, 2 * m * cols, FILL_RANDOM);
+    fill_q8(b.x, b.ldx, FILL_RANDOM);
+    fill_q8(other.w, (m + 3) * cols, FILL_RANDOM);
+    fill_scales(b.ws, 2 * m * b.groups);
+    fill_scales(b.xs, b.ldxs);
+    fill_scales(other.ws, (m + 3) * other.groups);
+    for (size_t i = 0; i < m; i++)
+        b.y0[i] = rng_float(-4.0f, 4.0f);
+
+    float *expected = b.y + m;  /* b.y has room for 2m + 5 floats */
+    memcpy(expected, b.y0, m * sizeof(float));
+    k->gemm_q8(m, 1, cols, group, b.w, b.ws, b.x, b.ldx, b.xs, b.ldxs,
+               expected, m, accumulate);
+
+    const pp_q8_next hints[] = {
+        {NULL, NULL, 0, 0},
+        {other.w, other.ws, m + 3, cols},
+        {b.w + m * cols, b.ws + m * b.groups, m, cols},
+    };
+    const int8_t first = other.w[0];
+    for (size_t h = 0; h < 4; h++) {
+        memcpy(b.y, b.y0, m * sizeof(float));
+        k->gemv_q8(m, cols, group, b.w, b.ws, b.x, b.xs, b.y, accumulate,
+                   h < 3 ? &hints[h] : NULL);
+        CHECKF(memcmp(b.y, expected, m * sizeof(float)) == 0,
+               "%s gemv m=%zu k=%zu group=%zu accumulate=%d hint %zu "
+               "differs from gemm with n = 1",
+               k->isa, m, cols, group, accumulate, h);
+    }
+    CHECK(other.w[0] == first);
+    gemm_free(&b);
+    gemm_free(&other);
+}
+
+static void check_gemv_shapes(const pp_kernels *k) {
+    const size_t ks[] = {16, 32, 64, 33, 172, 512, 2048 + 7};
+    const size_t ms[] = {1, 5, 8, 13, 64 + 3};
+    const size_t groups[] = {32, 64, 8};
+    for (size_t a = 0; a < sizeof ks / sizeof ks[0]; a++)
+        for (size_t r = 0; r < sizeof ms / sizeof ms[0]; r++)
+            for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++)
+                check_gemv_case(k, ms[r], ks[a], groups[g], (int)(r % 2));
+}
+
+static void test_gemv_scalar_matches_gemm(void) {
+    check_gemv_shapes(&pp_kernels_scalar);
+}
+
+static void test_gemv_matches_gemm(void) {
+    check_gemv_shapes(&variant);
 }
 
 /* ---- quantize_q8 -------------------------------------------------------- */
@@ -1059,6 +1142,8 @@ static void run_variant(const char *name) {
     RUN(test_gemm_row_blocks);
     RUN(test_gemm_extreme_values);
     RUN(test_gemm_group_sums_exact);
+    RUN(test_gemm_short_rows);
+    RUN(test_gemv_matches_gemm);
     RUN(test_gemm_on_pool_identical);
     RUN(test_quantize_matches_scalar);
     RUN(test_rmsnorm_tolerance);
@@ -1081,6 +1166,7 @@ int main(void) {
     RUN(test_pool_nested_run_inline);
     RUN(test_pool_rejects_bad_count);
     RUN(test_gemm_scalar_matches_reference);
+    RUN(test_gemv_scalar_matches_gemm);
 
     run_variant("scalar");
     for (size_t i = 0; i < SIMD_ISA_COUNT; i++)
