@@ -115,6 +115,9 @@ $(BUILD)/tests/%: tests/%.c tests/check.h $(BUILD)/libpprt.a $(TOOL_LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itools -Itests -o $@ $< $(TOOL_LIB_OBJ) $(BUILD)/libpprt.a $(LDLIBS)
 
+# This test replaces the port's pread() and read() with fault injectors.
+$(BUILD)/tests/test_port_faults: LDLIBS += -Wl,--wrap=pread -Wl,--wrap=read
+
 # The runtime and the kernels must not allocate, print or exit: the firmware
 # that links them may have no heap and no console.
 check-no-libc: $(BUILD)/libpprt.a
@@ -167,11 +170,13 @@ SANITIZE_TESTS = $(TEST_SRC:tests/%.c=$(SANITIZE_BUILD)/tests/%)
 FUZZ_SECONDS ?= 60
 FUZZ_TIMEOUT ?= 30
 FUZZ_BUILD = build-fuzz
-FUZZ_TARGETS = fuzz_model fuzz_llama2c fuzz_tokenizer
-# Largest input per target in bytes; the model seeds are up to 64 KiB.
+FUZZ_TARGETS = fuzz_model fuzz_llama2c fuzz_tokenizer fuzz_gguf
+# Largest input per target in bytes; the model seeds are up to 64 KiB and
+# the GGUF seed 65 KiB.
 FUZZ_MAX_LEN_fuzz_model = 65536
 FUZZ_MAX_LEN_fuzz_llama2c = 16384
 FUZZ_MAX_LEN_fuzz_tokenizer = 8192
+FUZZ_MAX_LEN_fuzz_gguf = 131072
 
 .PHONY: test-sanitize fuzz fuzz-build fuzz-seeds
 

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "fuzz/fuzz_gguf.c"
 #include "fuzz/fuzz_llama2c.c"
 #include "fuzz/fuzz_model.c"
 #include "fuzz/fuzz_tokenizer.c"
@@ -29,6 +30,10 @@ static void replay_model(const uint8_t *data, size_t size) {
 
 static void replay_llama2c(const uint8_t *data, size_t size) {
     fuzz_llama2c_one(data, size, 1);
+}
+
+static void replay_gguf(const uint8_t *data, size_t size) {
+    fuzz_gguf_one(data, size);
 }
 
 static void replay_tokenizer(const uint8_t *data, size_t size) {
@@ -99,9 +104,14 @@ static void test_replay_tokenizer_inputs(void) {
     replay_target("fuzz_tokenizer", replay_tokenizer);
 }
 
+static void test_replay_gguf_inputs(void) {
+    replay_target("fuzz_gguf", replay_gguf);
+}
+
 int main(void) {
     RUN(test_replay_model_inputs);
     RUN(test_replay_llama2c_inputs);
     RUN(test_replay_tokenizer_inputs);
+    RUN(test_replay_gguf_inputs);
     return check_summary("test_fuzz_regress");
 }
