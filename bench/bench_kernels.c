@@ -17,6 +17,13 @@
  * call: the bench cycles through enough copies of the weights to cover at
  * least 256 MiB, so the GEMV GB/s of those sizes compares directly with the
  * read bandwidth.
+ *
+ * Last, the decode pattern of pruned weights: gemv_q8 on one thread over
+ * MLP tiles laid out as in a model file. The tiles are TinyLlama-1.1B's
+ * (dim 2048, 32 channels: gate rows, up rows, down columns). All gate and
+ * up parts run first, then all down parts, as in a layer. This runs once
+ * without next-product hints and once with each call naming the next
+ * part, each paired with a plain read of the same bytes.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -446,6 +453,185 @@ static size_t last_level_cache_bytes(void) {
     return best;
 }
 
+/* ---- Tiled decode ------------------------------------------------------- */
+
+enum { TILE_DIM = 2048, TILE_WIDTH = 32 };
+
+/* Bytes of a q8 matrix of m rows and k columns in a model file: int8
+ * values, then float scales at the next 64-byte boundary, rounded to 64. */
+static size_t file_matrix_bytes(size_t m, size_t k, size_t group) {
+    const size_t values = (m * k + 63) / 64 * 64;
+    return (values + m * pp_group_count(k, group) * sizeof(float) + 63) / 64 * 64;
+}
+
+/* One part of a tile: a q8 matrix in the tile buffer. */
+typedef struct tile_part {
+    const int8_t *w;
+    const float *ws;
+    size_t m, k;
+} tile_part;
+
+static tile_part part_at(const uint8_t *at, size_t m, size_t k) {
+    const size_t values = (m * k + 63) / 64 * 64;
+    return (tile_part){(const int8_t *)at,
+                       (const float *)(const void *)(at + values), m, k};
+}
+
+/* The tiles and the operands of a tiled decode run. */
+typedef struct tiled {
+    uint8_t *data;
+    size_t tiles, tile_bytes, part_bytes;  /* part_bytes: gate, up, down */
+    size_t group;
+    int8_t *x, *h;      /* the MLP input [dim] and activation [tiles * 32] */
+    float *xs, *hs;
+    float *y;           /* [tiles * 64 + dim] outputs */
+} tiled;
+
+/* Part `which` (0 gate, 1 up, 2 down) of tile `index`. */
+static tile_part tiled_part(const tiled *t, size_t index, int which) {
+    const uint8_t *at = t->data + index * t->tile_bytes + (size_t)which * t->part_bytes;
+    return which < 2 ? part_at(at, TILE_WIDTH, TILE_DIM)
+                     : part_at(at, TILE_DIM, TILE_WIDTH);
+}
+
+static void tiled_free(tiled *t) {
+    free(t->data);
+    free(t->x);
+    free(t->h);
+    free(t->xs);
+    free(t->hs);
+    free(t->y);
+}
+
+static int tiled_alloc(tiled *t, size_t min_bytes, size_t group) {
+    memset(t, 0, sizeof *t);
+    t->group = group;
+    t->part_bytes = file_matrix_bytes(TILE_WIDTH, TILE_DIM, group);
+    t->tile_bytes = 2 * t->part_bytes + file_matrix_bytes(TILE_DIM, TILE_WIDTH, group);
+    t->tiles = (min_bytes + t->tile_bytes - 1) / t->tile_bytes;
+    t->data = malloc(t->tiles * t->tile_bytes);
+    t->x = malloc(TILE_DIM);
+    t->h = malloc(t->tiles * TILE_WIDTH);
+    t->xs = malloc(pp_group_count(TILE_DIM, group) * sizeof(float));
+    t->hs = malloc(t->tiles * pp_group_count(TILE_WIDTH, group) * sizeof(float));
+    t->y = malloc((t->tiles * 2 * TILE_WIDTH + TILE_DIM) * sizeof(float));
+    if (!t->data || !t->x || !t->h || !t->xs || !t->hs || !t->y) {
+        tiled_free(t);
+        return -1;
+    }
+    for (size_t i = 0; i < t->tiles * t->tile_bytes; i++)
+        t->data[i] = (uint8_t)((int)(fill_next() % 255) - 127);
+    /* Normal float scales: denormals could slow the arithmetic. */
+    for (size_t i = 0; i < t->tiles; i++) {
+        for (int which = 0; which < 3; which++) {
+            const tile_part part = tiled_part(t, i, which);
+            float *ws = (float *)(uintptr_t)part.ws;
+            for (size_t g = 0; g < part.m * pp_group_count(part.k, group); g++)
+                ws[g] = 0.001f;
+        }
+    }
+    for (size_t i = 0; i < TILE_DIM; i++)
+        t->x[i] = (int8_t)((int)(fill_next() % 255) - 127);
+    for (size_t i = 0; i < t->tiles * TILE_WIDTH; i++)
+        t->h[i] = (int8_t)((int)(fill_next() % 255) - 127);
+    for (size_t i = 0; i < pp_group_count(TILE_DIM, group); i++)
+        t->xs[i] = 0.01f;
+    for (size_t i = 0; i < t->tiles * pp_group_count(TILE_WIDTH, group); i++)
+        t->hs[i] = 0.01f;
+    return 0;
+}
+
+static pp_q8_next next_hint(const tile_part *p) {
+    return (pp_q8_next){p->w, p->ws, p->m, p->k};
+}
+
+/* Runs the decode of every tile once: the gate and up parts, then the down
+ * parts, each call naming the next part when `hints` is set. Returns the
+ * seconds. */
+static double time_tiled(const pp_kernels *kernels, tiled *t, int hints) {
+    const size_t hs_step = pp_group_count(TILE_WIDTH, t->group);
+    const double start = sample_seconds(1);
+    for (size_t i = 0; i < t->tiles; i++) {
+        for (int which = 0; which < 2; which++) {
+            const tile_part part = tiled_part(t, i, which);
+            const int last = which == 1 && i + 1 == t->tiles;
+            const tile_part after = tiled_part(t, which ? i + 1 : i, !which);
+            const pp_q8_next next = next_hint(&after);
+            kernels->gemv_q8(part.m, part.k, t->group, part.w, part.ws, t->x,
+                             t->xs, t->y + (2 * i + (size_t)which) * TILE_WIDTH,
+                             0, hints && !last ? &next : NULL);
+        }
+    }
+    for (size_t i = 0; i < t->tiles; i++) {
+        const tile_part part = tiled_part(t, i, 2);
+        const int last = i + 1 == t->tiles;
+        const tile_part after = tiled_part(t, last ? i : i + 1, 2);
+        const pp_q8_next next = next_hint(&after);
+        kernels->gemv_q8(part.m, part.k, t->group, part.w, part.ws,
+                         t->h + i * TILE_WIDTH, t->hs + i * hs_step,
+                         t->y + 2 * t->tiles * TILE_WIDTH, 1,
+                         hints && !last ? &next : NULL);
+    }
+    return sample_seconds(1) - start;
+}
+
+/* Prints and stores the tiled decode speed of every SIMD variant on one
+ * thread: the median of 5 passes, each paired with a read of as many
+ * bytes. */
+typedef struct tiled_result {
+    const char *isa;
+    double plain_gbs, hinted_gbs, read_gbs;
+} tiled_result;
+
+static tiled_result tiled_results[8];
+static size_t n_tiled_results;
+
+static void bench_tiled(const char *names, size_t min_bytes, size_t group,
+                        read_buffer *buffer) {
+    if (group != 32)
+        return;  /* the tiles are 32 channels wide */
+    tiled t;
+    if (tiled_alloc(&t, min_bytes, group) != 0) {
+        fprintf(stderr, "out of memory for the tiled decode buffer\n");
+        return;
+    }
+    const double bytes = (double)(t.tiles * t.tile_bytes);
+    const size_t read_bytes = buffer->bytes < t.tiles * t.tile_bytes
+                                  ? buffer->bytes / 64 * 64
+                                  : t.tiles * t.tile_bytes / 64 * 64;
+    printf("\ntiled decode, 1 thread: %zu MLP tiles of TinyLlama-1.1B "
+           "(%zu MiB), gate/up parts then down parts\n",
+           t.tiles, (t.tiles * t.tile_bytes) >> 20);
+    printf("%-7s %12s %12s %12s %8s\n", "isa", "no hint GB/s",
+           "hinted GB/s", "read GB/s", "ratio");
+    for (const char *p = names; *p && n_tiled_results < 8;) {
+        char isa[16];
+        const size_t length = strcspn(p, " ");
+        snprintf(isa, sizeof isa, "%.*s", (int)length, p);
+        p += length + (p[length] == ' ');
+        pp_kernels kernels;
+        if (strcmp(isa, "scalar") == 0 ||
+            pp_kernels_select(isa, &kernels, NULL, 0) != 0)
+            continue;
+
+        double plain[5], hinted[5], read[5];
+        for (int pass = 0; pass < 5; pass++) {
+            read[pass] = (double)read_bytes /
+                         time_read(pp_pool_workers(NULL), buffer, 0, read_bytes) / 1e9;
+            plain[pass] = bytes / time_tiled(&kernels, &t, 0) / 1e9;
+            hinted[pass] = bytes / time_tiled(&kernels, &t, 1) / 1e9;
+        }
+        tiled_result *r = &tiled_results[n_tiled_results++];
+        r->isa = kernels.isa;
+        r->plain_gbs = median(plain, 5);
+        r->hinted_gbs = median(hinted, 5);
+        r->read_gbs = median(read, 5);
+        printf("%-7s %12.2f %12.2f %12.2f %8.2f\n", r->isa, r->plain_gbs,
+               r->hinted_gbs, r->read_gbs, r->hinted_gbs / r->read_gbs);
+    }
+    tiled_free(&t);
+}
+
 /* ---- Results ------------------------------------------------------------ */
 
 typedef struct result {
@@ -514,6 +700,15 @@ static int write_json(const char *path, const options *opt,
                        "\"weight_gbs_over_read_gbs\": %.4f",
                     r->read_gbs, r->weight_gbs / r->read_gbs);
         fprintf(f, "}%s\n", i + 1 < n_results ? "," : "");
+    }
+    fprintf(f, "  ],\n  \"tiled_decode_1_thread\": [\n");
+    for (size_t i = 0; i < n_tiled_results; i++) {
+        const tiled_result *r = &tiled_results[i];
+        fprintf(f,
+                "    {\"isa\": \"%s\", \"no_hint_gbs\": %.4f, "
+                "\"hinted_gbs\": %.4f, \"paired_read_gbs\": %.4f}%s\n",
+                r->isa, r->plain_gbs, r->hinted_gbs, r->read_gbs,
+                i + 1 < n_tiled_results ? "," : "");
     }
     fprintf(f, "  ]\n}\n");
     if (fclose(f) != 0) {
@@ -685,6 +880,8 @@ int main(int argc, char **argv) {
         }
         operands_free(&o);
     }
+
+    bench_tiled(names, cycle_bytes, opt.group, &buffer);
 
     pp_pool_destroy(pool);
     /* Printing the checksum keeps the compiler from dropping the reads. */

@@ -4,9 +4,13 @@
  *
  * The cache has one pool of equal slots per kind of tile part (q rows, o
  * columns, k/v rows, gate/up rows, down columns, classifier row blocks),
- * so slots never fragment. The byte budget is split between the pools in
- * proportion to the bytes of each kind in the model, with at least one
- * slot each.
+ * so slots never fragment. Decoding misses, per token, the kept parts of
+ * each pool beyond its slots, so slots beyond a pool's kept set are
+ * wasted. Pruning shrinks only the head and MLP kinds; the k/v rows and
+ * the classifier are read for every token. So when those two fit in the
+ * byte budget, they get all the slots they need and the other pools split
+ * the rest in proportion to their bytes in the model. Otherwise all pools
+ * share the budget in that proportion. Every pool has at least one slot.
  *
  * Replacement, when a part is missing and no slot is free:
  *   1. the least recently used part that the current kept set prunes: a
@@ -66,18 +70,35 @@ static uint64_t pool_item_count(const pp_context *c, int pool) {
 
 size_t pp_classifier_block_rows(void) { return CLASSIFIER_BLOCK_ROWS; }
 
+/* Whether every token reads all of pool p's parts, whatever is pruned. */
+static int pool_always_read(int p) {
+    return p == PP_POOL_KV || p == PP_POOL_CLASSIFIER;
+}
+
 void pp_cache_allocate(pp_context *c, pp_arena *a, uint64_t budget) {
     pp_tile_cache *cache = &c->cache;
-    uint64_t total = 0;
+    uint64_t total = 0, always = 0;
 
-    for (int p = 0; p < PP_POOL_COUNT; p++)
-        total += pool_item_bytes(c, p) * pool_item_count(c, p);
+    for (int p = 0; p < PP_POOL_COUNT; p++) {
+        const uint64_t bytes = pool_item_bytes(c, p) * pool_item_count(c, p);
+        total += bytes;
+        if (pool_always_read(p))
+            always += bytes;
+    }
+    const int always_first = always <= budget;
     for (int p = 0; p < PP_POOL_COUNT; p++) {
         pp_cache_pool *pool = &cache->pool[p];
         const uint64_t item = pool_item_bytes(c, p);
         const uint64_t items = pool_item_count(c, p);
-        const uint64_t share = (uint64_t)((double)budget * (double)(item * items) /
-                                          (double)total);
+        uint64_t share;
+        if (always_first && pool_always_read(p))
+            share = item * items;
+        else if (always_first)
+            share = (uint64_t)((double)(budget - always) * (double)(item * items) /
+                               (double)(total - always));
+        else
+            share = (uint64_t)((double)budget * (double)(item * items) /
+                               (double)total);
         uint64_t slots = share / item;
         if (slots < 1)
             slots = 1;

@@ -348,10 +348,69 @@ static void port_read_past_end_fails(void) {
     remove(path);
 }
 
+/* Bytes of the slots of pool p, and of all its items. */
+static uint64_t pool_slot_bytes(const pp_context *ctx, int p) {
+    return (uint64_t)ctx->cache.pool[p].n_slots * ctx->cache.pool[p].slot_bytes;
+}
+
+static uint64_t pool_all_bytes(const pp_context *ctx, int p) {
+    return (uint64_t)ctx->cache.pool[p].n_items * ctx->cache.pool[p].slot_bytes;
+}
+
+/* The k/v rows and the classifier are read for every token, so they get
+ * every slot they need when they fit in the budget, and the pruned kinds
+ * share the rest. A smaller budget is split in proportion to the model's
+ * bytes of each kind. */
+static void cache_pools_favor_unpruned_parts(void) {
+    if (!have_model)
+        return;
+    read_log log;
+    pp_source source;
+    void *arena;
+    const int always[] = {PP_POOL_KV, PP_POOL_CLASSIFIER};
+
+    pp_context *ctx = streaming_context(&log, &source, 0, &arena);
+    uint64_t always_bytes = 0, total = 0;
+    for (int p = 0; p < PP_POOL_COUNT; p++)
+        total += pool_all_bytes(ctx, p);
+    for (int i = 0; i < 2; i++)
+        always_bytes += pool_all_bytes(ctx, always[i]);
+    free(log.reads);
+    free(arena);
+
+    /* Room for them and half the rest: they are cached whole. */
+    const uint64_t budget = always_bytes + (total - always_bytes) / 2;
+    ctx = streaming_context(&log, &source, budget, &arena);
+    for (int i = 0; i < 2; i++)
+        CHECKF(ctx->cache.pool[always[i]].n_slots == ctx->cache.pool[always[i]].n_items,
+               "pool %d has %d of %d slots", always[i],
+               ctx->cache.pool[always[i]].n_slots, ctx->cache.pool[always[i]].n_items);
+    uint64_t used = 0;
+    for (int p = 0; p < PP_POOL_COUNT; p++)
+        used += pool_slot_bytes(ctx, p);
+    CHECK(used <= budget);
+    CHECKF((double)pool_slot_bytes(ctx, PP_POOL_GATE_UP) >
+               0.9 * (double)(budget - always_bytes) *
+                   (double)pool_all_bytes(ctx, PP_POOL_GATE_UP) /
+                   (double)(total - always_bytes),
+           "gate/up got %llu bytes of slots",
+           (unsigned long long)pool_slot_bytes(ctx, PP_POOL_GATE_UP));
+    free(log.reads);
+    free(arena);
+
+    /* Less than their size: every pool gets its proportional share. */
+    ctx = streaming_context(&log, &source, always_bytes - 1, &arena);
+    CHECK(ctx->cache.pool[PP_POOL_CLASSIFIER].n_slots <
+          ctx->cache.pool[PP_POOL_CLASSIFIER].n_items);
+    free(log.reads);
+    free(arena);
+}
+
 int main(void) {
     RUN(real_model_converts);
     RUN(read_source_matches_memory);
     RUN(decode_never_reads_pruned_tiles);
+    RUN(cache_pools_favor_unpruned_parts);
     RUN(failing_read_is_reported);
     RUN(transient_read_errors_retried);
     RUN(port_read_past_end_fails);
