@@ -81,4 +81,43 @@ Q8_INLINE void q8_prefetch_scale(const q8_ahead *a, size_t index) {
         __builtin_prefetch(target, 0, 2);
 }
 
+/*
+ * The prefetch position of one 4-row GEMV call, for rows `row` to row + 3
+ * of the stream. Each step over 4 groups prefetches Q8_PREFETCH_BYTES
+ * ahead in each of the 4 rows, which is the same bytes of 4 rows further
+ * on. The row pointers are looked up once per call, not once per step.
+ */
+typedef struct q8_cursor {
+    const int8_t *rows[8];  /* the 4 target rows, then the 4 after them */
+    const float *scales;    /* the scales of rows row + 4 to row + 7 */
+    size_t column;          /* of the next prefetch, < 2 k */
+    size_t k, span;
+} q8_cursor;
+
+Q8_INLINE void q8_cursor_start(q8_cursor *cur, const q8_ahead *a, size_t row,
+                               size_t k, size_t group, size_t distance) {
+    const size_t first = row + 4 * (distance / k);
+    for (size_t j = 0; j < 8; j++)
+        cur->rows[j] = q8_ahead_byte(a, (first + j) * k);
+    cur->scales = q8_ahead_scale(a, (row + 4) * pp_group_count(k, group));
+    cur->column = distance % k;
+    cur->k = k;
+    cur->span = 4 * group;
+}
+
+/* Prefetches for the step over groups g to g + 3, then moves on. */
+Q8_INLINE void q8_cursor_step(q8_cursor *cur, size_t g) {
+    const int next_rows = cur->column >= cur->k;
+    const size_t column = next_rows ? cur->column - cur->k : cur->column;
+    for (size_t j = 0; j < 4; j++) {
+        const int8_t *target = cur->rows[4 * (size_t)next_rows + j];
+        if (target)
+            for (size_t line = 0; line < cur->span; line += 64)
+                __builtin_prefetch(target + column + line, 0, 2);
+    }
+    if (cur->scales)
+        __builtin_prefetch(cur->scales + 4 * g, 0, 2);
+    cur->column += cur->span;
+}
+
 #endif /* PP_GEMM_Q8_PREFETCH_H */

@@ -217,34 +217,21 @@ Q8_INLINE void q8_dot_1x4_vector(size_t pieces, size_t k, size_t group,
                                  const float *const *bs,
                                  const q8_ahead *ahead, size_t row,
                                  float *out) {
-    const size_t groups = pp_group_count(k, group);
     const size_t full = k / group;
     __m128 acc[4];
 #pragma GCC unroll 4
     for (size_t j = 0; j < 4; j++)
         acc[j] = _mm_setzero_ps();
 
-    /* The GEMV prefetch position, Q8_PREFETCH_BYTES ahead of `begin` along
-     * each row: rows ahead (a multiple of 4) and the byte in the row. */
-    size_t prefetch_row = 4 * (Q8_PREFETCH_BYTES / k);
-    size_t prefetch_column = Q8_PREFETCH_BYTES % k;
+    q8_cursor cursor = {{NULL}, NULL, 0, 0, 0};
+    if (ahead && Q8_PREFETCH_BYTES > 0)
+        q8_cursor_start(&cursor, ahead, row, k, group, Q8_PREFETCH_BYTES);
 
     size_t g = 0;
     for (; g + 4 <= full; g += 4) {
         const size_t begin = g * group;
-        if (ahead && Q8_PREFETCH_BYTES > 0) {
-            for (size_t j = 0; j < 4; j++)
-                q8_prefetch_bytes(ahead, (row + prefetch_row + j) * k +
-                                             prefetch_column, 4 * group);
-            /* The scales of the next 4 rows, one line per step. */
-            q8_prefetch_scale(ahead, (row + 4) * groups + 4 * g);
-            /* Advance by this step's 4 groups; 4 * group <= k here. */
-            prefetch_column += 4 * group;
-            if (prefetch_column >= k) {
-                prefetch_column -= k;
-                prefetch_row += 4;
-            }
-        }
+        if (ahead && Q8_PREFETCH_BYTES > 0)
+            q8_cursor_step(&cursor, g);
         __m256i pairs01[4], pairs23[4];
         q8_group_pairs_1x4(a, b, begin, group, pieces, pairs01);
         q8_group_pairs_1x4(a, b, begin + 2 * group, group, pieces, pairs23);
