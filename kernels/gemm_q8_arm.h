@@ -3,8 +3,8 @@
  * gemm_q8_neon.c and once by gemm_q8_dotprod.c.
  *
  * Before including it, the file includes <arm_neon.h> and defines
- *   GEMM_Q8_ARM_NAME  the kernel's symbol, e.g. pp_gemm_q8__neon;
- *   GEMV_Q8_ARM_NAME  the one-row kernel's symbol, e.g. pp_gemv_q8__neon;
+ *   GEMM_Q8_NAME  the kernel's symbol, e.g. pp_gemm_q8__neon;
+ *   GEMV_Q8_NAME  the one-row kernel's symbol, e.g. pp_gemv_q8__neon;
  *   q8_dot16(acc, w, x)  a static function that adds the 16 products
  *       w[b] * x[b] of signed bytes to the 4 int32 lanes of acc, exactly.
  *
@@ -12,8 +12,8 @@
  * group sums equal the scalar ones bit for bit. Only the float sum over
  * groups runs in another order, 4 groups side by side.
  */
-#if !defined(GEMM_Q8_ARM_NAME) || !defined(GEMV_Q8_ARM_NAME)
-#error "define GEMM_Q8_ARM_NAME, GEMV_Q8_ARM_NAME and q8_dot16 before including gemm_q8_arm.h"
+#if !defined(GEMM_Q8_NAME) || !defined(GEMV_Q8_NAME)
+#error "define GEMM_Q8_NAME, GEMV_Q8_NAME and q8_dot16 before including gemm_q8_arm.h"
 #endif
 
 #if defined(__GNUC__)
@@ -222,10 +222,6 @@ static void q8_dot_1x4(size_t k, size_t group, const int8_t *a,
     }
 }
 
-static inline void q8_store(float *dst, float value, int accumulate) {
-    *dst = accumulate ? *dst + value : value;
-}
-
 /*
  * Short rows: the column products (a tile's down columns, 16 or 32 channels
  * wide; a head's o columns, 64 wide) multiply m rows of 16, 32 or 64 bytes,
@@ -308,113 +304,4 @@ Q8_INLINE size_t q8_short_rows_k(size_t k, size_t m, const int8_t *w,
     return i;
 }
 
-/* Short rows for any n; ahead (GEMV only) as above. */
-static void q8_short_rows(size_t m, size_t n, size_t k, const int8_t *w,
-                          const float *ws, const int8_t *x, size_t ldx,
-                          const float *xs, size_t ldxs, float *y, size_t ldy,
-                          int accumulate, const q8_ahead *ahead) {
-    const size_t groups = pp_group_count(k, 32);
-    for (size_t j = 0; j < n; j++) {
-        const int8_t *xj = x + j * ldx;
-        const float *xsj = xs + j * ldxs;
-        float *yj = y + j * ldy;
-        size_t i = k == 16   ? q8_short_rows_k(16, m, w, ws, xj, xsj, yj,
-                                               accumulate, ahead)
-                   : k == 32 ? q8_short_rows_k(32, m, w, ws, xj, xsj, yj,
-                                               accumulate, ahead)
-                             : q8_short_rows_k(64, m, w, ws, xj, xsj, yj,
-                                               accumulate, ahead);
-        for (; i < m; i++)
-            q8_store(&yj[i], q8_row_dot_tail(k, 32, 0, w + i * k,
-                                             ws + i * groups, xj, xsj, 0.0f),
-                     accumulate);
-    }
-}
-
-/*
- * Loop order: a block of weight rows (Q8_ROW_BLOCK_BYTES) stays in cache
- * while the activation rows pass over it, so the weights are read from
- * memory once per call whatever n is. Groups of 4 activation rows share
- * each weight row. The 1 to 3 activation rows left over (all of GEMV) each
- * share 4 weight rows at a time instead.
- */
-static void q8_gemm(size_t m, size_t n, size_t k, size_t group,
-                    const int8_t *w, const float *ws, const int8_t *x,
-                    size_t ldx, const float *xs, size_t ldxs, float *y,
-                    size_t ldy, int accumulate, const pp_q8_next *next) {
-    const size_t groups = pp_group_count(k, group);
-    /* The GEMV prefetch plan; prefill (n > 1) rereads cached rows instead. */
-    const q8_ahead stream = q8_ahead_make(m, k, group, w, ws, next);
-    const q8_ahead *ahead = n == 1 ? &stream : NULL;
-    if (q8_is_short(k, group)) {
-        q8_short_rows(m, n, k, w, ws, x, ldx, xs, ldxs, y, ldy, accumulate,
-                      ahead);
-        return;
-    }
-    size_t row_block = Q8_ROW_BLOCK_BYTES / k / 4 * 4;
-    if (row_block < 4)
-        row_block = 4;
-
-    if (k < Q8_PREFETCH_MIN_ROW_BYTES)
-        ahead = NULL;
-
-    for (size_t i0 = 0; i0 < m; i0 += row_block) {
-        const size_t i1 = m - i0 < row_block ? m : i0 + row_block;
-
-        size_t j0 = 0;
-        for (; j0 + 4 <= n; j0 += 4) {
-            const int8_t *xr[4];
-            const float *xsr[4];
-            for (size_t j = 0; j < 4; j++) {
-                xr[j] = x + (j0 + j) * ldx;
-                xsr[j] = xs + (j0 + j) * ldxs;
-            }
-            for (size_t i = i0; i < i1; i++) {
-                float out[4];
-                q8_dot_1x4(k, group, w + i * k, ws + i * groups, xr, xsr,
-                           NULL, 0, out);
-                for (size_t j = 0; j < 4; j++)
-                    q8_store(&y[(j0 + j) * ldy + i], out[j], accumulate);
-            }
-        }
-
-        for (size_t j = j0; j < n; j++) {
-            const int8_t *xj = x + j * ldx;
-            const float *xsj = xs + j * ldxs;
-            float *yj = y + j * ldy;
-            size_t i = i0;
-            for (; i + 4 <= i1; i += 4) {
-                const int8_t *wr[4];
-                const float *wsr[4];
-                for (size_t r = 0; r < 4; r++) {
-                    wr[r] = w + (i + r) * k;
-                    wsr[r] = ws + (i + r) * groups;
-                }
-                float out[4];
-                q8_dot_1x4(k, group, xj, xsj, wr, wsr, ahead, i, out);
-                for (size_t r = 0; r < 4; r++)
-                    q8_store(&yj[i + r], out[r], accumulate);
-            }
-            for (; i < i1; i++)
-                q8_store(&yj[i], q8_dot_1x1(k, group, w + i * k,
-                                            ws + i * groups, xj, xsj),
-                         accumulate);
-        }
-    }
-}
-
-void GEMM_Q8_ARM_NAME(size_t m, size_t n, size_t k, size_t group,
-                      const int8_t *w, const float *ws,
-                      const int8_t *x, size_t ldx,
-                      const float *xs, size_t ldxs,
-                      float *y, size_t ldy, int accumulate) {
-    q8_gemm(m, n, k, group, w, ws, x, ldx, xs, ldxs, y, ldy, accumulate,
-            NULL);
-}
-
-void GEMV_Q8_ARM_NAME(size_t m, size_t k, size_t group, const int8_t *w,
-                      const float *ws, const int8_t *x, const float *xs,
-                      float *y, int accumulate, const pp_q8_next *next) {
-    q8_gemm(m, 1, k, group, w, ws, x, k, xs, pp_group_count(k, group), y, m,
-            accumulate, next);
-}
+#include "gemm_q8_driver.h"

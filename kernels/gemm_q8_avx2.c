@@ -13,6 +13,6 @@ static inline __m256i q8_dot32(__m256i acc, __m256i uw, __m256i sx) {
                             _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
 }
 
-#define GEMM_Q8_X86_NAME pp_gemm_q8__avx2
-#define GEMV_Q8_X86_NAME pp_gemv_q8__avx2
+#define GEMM_Q8_NAME pp_gemm_q8__avx2
+#define GEMV_Q8_NAME pp_gemv_q8__avx2
 #include "gemm_q8_x86.h"

@@ -14,6 +14,6 @@ static inline __m256i q8_dot32(__m256i acc, __m256i uw, __m256i sx) {
     return _mm256_dpbusd_epi32(acc, uw, sx);
 }
 
-#define GEMM_Q8_X86_NAME pp_gemm_q8__vnni
-#define GEMV_Q8_X86_NAME pp_gemv_q8__vnni
+#define GEMM_Q8_NAME pp_gemm_q8__vnni
+#define GEMV_Q8_NAME pp_gemv_q8__vnni
 #include "gemm_q8_x86.h"

@@ -15,6 +15,6 @@ static inline int32x4_t q8_dot16(int32x4_t acc, int8x16_t w, int8x16_t x) {
     return vpadalq_s16(acc, products);
 }
 
-#define GEMM_Q8_ARM_NAME pp_gemm_q8__neon
-#define GEMV_Q8_ARM_NAME pp_gemv_q8__neon
+#define GEMM_Q8_NAME pp_gemm_q8__neon
+#define GEMV_Q8_NAME pp_gemv_q8__neon
 #include "gemm_q8_arm.h"
