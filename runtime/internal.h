@@ -60,6 +60,9 @@ typedef struct pp_cache_pool {
     uint32_t *slot_used;   /* [n_slots] clock of the last use */
     uint32_t *slot_pin;    /* [n_slots] epoch that pinned it */
     int32_t *item_slot;    /* [n_items] slot of the item, or -1 */
+    int32_t stream_slots;  /* misses one run may pin (see tile_cache.c) */
+    int32_t run_misses;    /* misses pinned in epoch run_epoch */
+    uint32_t run_epoch;
 } pp_cache_pool;
 
 /* A planned read of one part into a reserved slot. */

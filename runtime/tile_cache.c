@@ -22,7 +22,11 @@
  *      kept set resident, so the hit rate approaches cache / kept set.
  * Parts handed out for the operation being built are pinned until the
  * operation runs (pp_cache_unpin); when every slot of a pool is pinned the
- * caller runs what it has and asks again.
+ * caller runs what it has and asks again. A pool smaller than its parts
+ * also makes the caller run after stream_slots misses (an eighth of its
+ * slots): otherwise an operation would pin a pool's worth of new parts,
+ * each taking the slot of a resident one, and the pool would turn over
+ * completely on every pass. Prefetch reserves no more slots than that.
  *
  * NOTE: the victim search scans the pool, O(slots) per miss. That is small
  * next to the read it precedes on the storage this cache is for.
@@ -107,6 +111,8 @@ void pp_cache_allocate(pp_context *c, pp_arena *a, uint64_t budget) {
         pool->slot_bytes = item;
         pool->n_slots = (int32_t)slots;
         pool->n_items = (int32_t)items;
+        pool->stream_slots = slots >= items ? (int32_t)slots
+                                            : (int32_t)(slots >= 16 ? slots / 8 : 1);
         pool->slots = pp_arena_alloc(a, (size_t)slots, (size_t)item, 64);
         pool->slot_item = pp_arena_alloc(a, (size_t)slots, 4, 4);
         pool->slot_used = pp_arena_alloc(a, (size_t)slots, 4, 4);
@@ -123,6 +129,8 @@ void pp_cache_reset(pp_context *c) {
         memset(pool->slot_used, 0, (size_t)pool->n_slots * 4);
         memset(pool->slot_pin, 0, (size_t)pool->n_slots * 4);
         memset(pool->item_slot, 0xFF, (size_t)pool->n_items * 4);
+        pool->run_misses = 0;
+        pool->run_epoch = 0;
     }
     cache->clock = 0;
     cache->epoch = 1;
@@ -194,6 +202,12 @@ const uint8_t *pp_cache_get(pp_context *c, int p, int32_t item,
     if (s >= 0) {
         cache->hits++;
     } else {
+        if (pool->run_epoch != cache->epoch) {
+            pool->run_epoch = cache->epoch;
+            pool->run_misses = 0;
+        }
+        if (pool->run_misses >= pool->stream_slots)
+            return NULL;  /* run what is built first (see the top) */
         s = choose_victim(c, p);
         if (s < 0)
             return NULL;  /* every slot is pinned: run what is built */
@@ -213,6 +227,7 @@ const uint8_t *pp_cache_get(pp_context *c, int p, int32_t item,
         }
         pool->slot_item[s] = item;
         pool->item_slot[item] = s;
+        pool->run_misses++;
         cache->misses++;
     }
     pool->slot_used[s] = ++cache->clock;
@@ -225,8 +240,8 @@ const uint8_t *pp_cache_get(pp_context *c, int p, int32_t item,
 /*
  * While decoding with a fixed kept set, the parts of the next layer are
  * known before it runs. pp_cache_plan_prefetch reserves slots for the
- * missing ones (at most half of each pool, never a slot pinned by the
- * current operation), and their reads then run as extra tasks of the next
+ * missing ones (at most stream_slots and half of each pool, never a slot
+ * pinned by the current operation), and their reads then run as extra tasks of the next
  * heavy parallel run (pp_parallel_heavy), on whichever worker is free,
  * while the others compute. With one thread the reads simply run first.
  */
@@ -234,7 +249,8 @@ static void reserve(pp_context *c, int p, int32_t item, uint64_t offset,
                     uint64_t bytes, int *reserved) {
     pp_tile_cache *cache = &c->cache;
     pp_cache_pool *pool = &cache->pool[p];
-    if (pool->item_slot[item] >= 0 || *reserved >= pool->n_slots / 2)
+    if (pool->item_slot[item] >= 0 || *reserved >= pool->stream_slots ||
+        *reserved >= pool->n_slots / 2)
         return;
     const int32_t s = choose_victim(c, p);
     if (s < 0 || pool->slot_pin[s] == PREFETCH_PIN)

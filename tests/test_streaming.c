@@ -406,11 +406,62 @@ static void cache_pools_favor_unpruned_parts(void) {
     free(arena);
 }
 
+/* Bytes read from the source by dense decode step 8 after a 16-token
+ * prompt, through a cache of cache_bytes, on one thread. */
+static uint64_t decode_backing_bytes(const int32_t *tokens, uint64_t cache_bytes,
+                                     uint64_t *hits) {
+    read_log log;
+    pp_source source;
+    void *arena;
+    float *logits = malloc(sizeof(float) * 512);
+    pp_context *ctx = streaming_context(&log, &source, cache_bytes, &arena);
+    CHECK(pp_forward(ctx, tokens, 1, 16, 0, PP_LAST_LOGITS, logits) == PP_OK);
+    for (int step = 0; step < 8; step++) {
+        if (step == 7)
+            pp_stats_reset(ctx);
+        CHECK(pp_forward(ctx, tokens + 16 + step, 1, 1, 16 + step,
+                         PP_LAST_LOGITS, logits) == PP_OK);
+    }
+    pp_stats stats;
+    pp_stats_get(ctx, &stats);
+    *hits = stats.cache_hits;
+    free(log.reads);
+    free(arena);
+    free(logits);
+    return stats.backing_bytes_read;
+}
+
+/* A cache smaller than what one token reads keeps part of it resident:
+ * decoding reads less from the source the larger the cache, and never
+ * more than with the smallest cache. */
+static void small_caches_keep_parts(void) {
+    if (!have_model)
+        return;
+    size_t n;
+    int32_t *tokens = fixture_reference("reference/c_batch0_tokens.i32", &n);
+    if (!tokens)
+        return;
+    uint64_t hits[3];
+    const uint64_t caches[3] = {0, 60000, 120000};
+    uint64_t bytes[3];
+    for (int i = 0; i < 3; i++)
+        bytes[i] = decode_backing_bytes(tokens, caches[i], &hits[i]);
+    CHECKF(bytes[1] < bytes[0] && bytes[2] < bytes[1],
+           "bytes read per token with caches of 0, 60000 and 120000 bytes: "
+           "%llu, %llu, %llu",
+           (unsigned long long)bytes[0], (unsigned long long)bytes[1],
+           (unsigned long long)bytes[2]);
+    CHECKF(hits[1] > 0 && hits[2] > hits[1], "cache hits %llu, %llu",
+           (unsigned long long)hits[1], (unsigned long long)hits[2]);
+    free(tokens);
+}
+
 int main(void) {
     RUN(real_model_converts);
     RUN(read_source_matches_memory);
     RUN(decode_never_reads_pruned_tiles);
     RUN(cache_pools_favor_unpruned_parts);
+    RUN(small_caches_keep_parts);
     RUN(failing_read_is_reported);
     RUN(transient_read_errors_retried);
     RUN(port_read_past_end_fails);

@@ -120,6 +120,9 @@ void pp_session_open(pp_session *s, const char *path, const char *weights,
         pp_die("missing -m MODEL.ppm (convert one with `pprt convert`)");
     if (flash_mbps > 0 && mode != PP_FILE_READ)
         pp_die("--flash-mbps throttles the read source: add --weights read");
+    if (cache_mb >= 0 && mode != PP_FILE_READ)
+        pp_die("--cache-mb sizes the tile cache of the read source: add "
+               "--weights read");
     const int failed = mode == PP_FILE_READ
                            ? pp_file_open_read(&s->file, path, flash_mbps, err, sizeof err)
                            : pp_file_open(&s->file, path, mode, err, sizeof err);
@@ -318,7 +321,8 @@ const char *pp_prune_help =
     "                        weights in memory, mapped (default), or read on\n"
     "                        demand (pread) into a tile cache\n"
     "  --cache-mb N          tile cache for --weights read, in MB (default: the\n"
-    "                        model's weight bytes)\n"
+    "                        model's weight bytes); it never gets less than one\n"
+    "                        slot per kind of tile part, whatever N\n"
     "  --flash-mbps X        throttle --weights read to X MB/s, to measure flash\n"
     "                        behaviour on a fast disk (a real device needs none)\n"
     "pp-global (each part is on by default):\n"

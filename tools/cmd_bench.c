@@ -17,7 +17,8 @@ static const char *help =
     "usage: pprt bench -m MODEL.ppm [options]\n"
     "  --prompt N     prompt tokens, run as one prefill call (default 128)\n"
     "  --decode N     tokens decoded one at a time after it (default 32)\n"
-    "  --json         print one JSON object\n";
+    "  --json         print one JSON object\n"
+    "bench runs dense unless --method says otherwise.\n";
 
 /* The 1-minute load average, or -1 where /proc/loadavg is missing. */
 static double load_average(void) {
