@@ -91,6 +91,12 @@ static pp_status resolve_options(const pp_model_info *info,
 
 static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 
+/* Converts a dimension or count of the model. The loader bounds each one
+ * (dim at most 2^16, vocabulary 2^22, ...) and the size query rejects a
+ * plan whose buffers do not fit size_t, so the value fits even on a 32-bit
+ * target. */
+static size_t to_size(uint64_t value) { return (size_t)value; }
+
 /*
  * Reserves every buffer of the context. With a measuring arena the pointers
  * stay NULL; the sequence of calls must not depend on whether it measures.
@@ -98,10 +104,12 @@ static size_t max_size(size_t a, size_t b) { return a > b ? a : b; }
 static void allocate_context(pp_context *c, pp_arena *a,
                              const pp_model_file *file) {
     const pp_dims *d = &file->dims;
-    const size_t dim = d->dim, hidden = d->hidden_dim, layers = d->n_layers;
-    const size_t heads = d->n_heads, kv_dim = d->n_kv_heads * d->head_dim;
-    const size_t tiles = pp_mlp_tile_count(d);
-    const size_t per_layer = pp_tiles_per_layer(d);
+    const size_t dim = to_size(d->dim), hidden = to_size(d->hidden_dim);
+    const size_t layers = to_size(d->n_layers), heads = to_size(d->n_heads);
+    const size_t kv_dim = to_size(d->n_kv_heads * d->head_dim);
+    const size_t head_dim = to_size(d->head_dim), group = to_size(d->group);
+    const size_t tiles = to_size(pp_mlp_tile_count(d));
+    const size_t per_layer = to_size(pp_tiles_per_layer(d));
     const size_t batch = (size_t)c->max_batch, seq = (size_t)c->max_tokens;
     const size_t n = batch * seq;
     const size_t ctx = (size_t)c->max_context, hist = (size_t)c->history_len;
@@ -109,16 +117,16 @@ static void allocate_context(pp_context *c, pp_arena *a,
     /* Scale groups per quantized row: a whole row of dim, per-head chunks,
      * or per-tile chunks of the MLP activations. */
     const size_t groups = max_size(
-        max_size(pp_group_count(dim, d->group),
-                 heads * pp_group_count(d->head_dim, d->group)),
-        tiles * pp_group_count(d->tile, d->group));
+        max_size(pp_group_count(dim, group),
+                 heads * pp_group_count(head_dim, group)),
+        tiles * pp_group_count(to_size(d->tile), group));
     const size_t F = sizeof(float);
 
     c->attn_norm = pp_arena_alloc(a, layers * dim, F, 64);
     c->mlp_norm = pp_arena_alloc(a, layers * dim, F, 64);
     c->final_norm = pp_arena_alloc(a, dim, F, 64);
     c->channel_stats = pp_arena_alloc(a, layers * 3 * (dim + hidden), F, 64);
-    c->rope = pp_arena_alloc(a, ctx * d->head_dim, F, 64);
+    c->rope = pp_arena_alloc(a, ctx * head_dim, F, 64);
     c->weights.tile_offset = pp_arena_alloc(a, layers * per_layer, 8, 8);
     c->weights.tile_stamp = pp_arena_alloc(a, layers * per_layer * 2, 4, 4);
     c->weights.mlp_bytes = pp_arena_alloc(a, tiles, 8, 8);
@@ -155,8 +163,8 @@ static void allocate_context(pp_context *c, pp_arena *a,
     s->all_kept = pp_arena_alloc(a, max_size(heads, tiles), 1, 64);
     /* Job lists: per head or kv matrix, per MLP gate/up matrix, per
      * classifier slice of 256 rows; 64 bytes covers either job type. */
-    const size_t jobs = max_size(heads + 2 * d->n_kv_heads,
-                                 max_size(2 * tiles, d->vocab_size / 256 + 1));
+    const size_t jobs = max_size(heads + 2 * to_size(d->n_kv_heads),
+                                 max_size(2 * tiles, to_size(d->vocab_size / 256 + 1)));
     s->jobs = pp_arena_alloc(a, jobs, 64, 64);
 
     pp_pruning *p = &c->pruning;
@@ -180,7 +188,7 @@ static void allocate_context(pp_context *c, pp_arena *a,
     c->cache.enabled = !c->source->data;
     if (c->cache.enabled) {
         pp_cache_allocate(c, a, c->tile_cache_bytes);
-        c->cache.prefetch = pp_arena_alloc(a, 2 * heads + d->n_kv_heads + 2 * tiles,
+        c->cache.prefetch = pp_arena_alloc(a, 2 * heads + to_size(d->n_kv_heads) + 2 * tiles,
                                            sizeof(pp_prefetch), 64);
     }
 }
@@ -192,7 +200,7 @@ static pp_status plan(pp_arena *a, pp_context *c, const pp_model_file *file,
     allocate_context(c, a, file);
 
     const pp_section *tok = &file->section[PP_SECTION_TOKENIZER];
-    uint8_t *tok_copy = pp_arena_alloc(a, tok->size, 1, 16);
+    uint8_t *tok_copy = pp_arena_alloc(a, to_size(tok->size), 1, 16);
     if (a->failed)
         return PP_ERR_ARENA_TOO_SMALL;
     if (!a->base) {
@@ -285,7 +293,7 @@ static void fill_rope(pp_context *c) {
 static pp_status load_model(pp_context *c, const pp_model_file *file,
                             const pp_source *source) {
     const pp_dims *d = &file->dims;
-    const size_t dim = d->dim, layers = d->n_layers;
+    const size_t dim = to_size(d->dim), layers = to_size(d->n_layers);
     const pp_section *norms = &file->section[PP_SECTION_NORMS];
     pp_status st;
 
@@ -305,7 +313,7 @@ static pp_status load_model(pp_context *c, const pp_model_file *file,
     /* The directory was validated; on a big-endian host this would need a
      * byte swap, which pp_get_u64 does. */
     const pp_section *dir = &file->section[PP_SECTION_TILE_DIRECTORY];
-    const size_t count = layers * pp_tiles_per_layer(d);
+    const size_t count = layers * to_size(pp_tiles_per_layer(d));
     if ((st = pp_source_read(source, dir->offset, c->weights.tile_offset,
                              8 * count)) != PP_OK)
         return st;
@@ -372,7 +380,7 @@ pp_status pp_init(pp_context **context, void *arena, size_t arena_bytes,
     if (c->cache.enabled)
         pp_cache_reset(c);
     memset(c->scratch.all_kept, 1,
-           max_size((size_t)c->info.n_heads, pp_mlp_tile_count(&c->dims)));
+           max_size((size_t)c->info.n_heads, to_size(pp_mlp_tile_count(&c->dims))));
     char message[160];
     if (pp_kernels_select(o.isa, &c->kernels, message, sizeof message) != 0) {
         pp_log(message);
@@ -426,14 +434,14 @@ void pp_tile_part_range(const pp_context *c, int layer, pp_part part, int index,
         *bytes = pp_matrix_geometry(d->dim, d->head_dim, d->group).bytes;
         break;
     case PP_PART_KV:
-        tile += d->n_heads;
+        tile += to_size(d->n_heads);
         *bytes = 2 * qkv;
         break;
     case PP_PART_GATE_UP:
     case PP_PART_DOWN: {
         const uint64_t width = pp_mlp_tile_width(d, (uint64_t)index);
         const uint64_t gate = pp_matrix_geometry(width, d->dim, d->group).bytes;
-        tile += d->n_heads + d->n_kv_heads;
+        tile += to_size(d->n_heads + d->n_kv_heads);
         offset = part == PP_PART_DOWN ? 2 * gate : 0;
         *bytes = part == PP_PART_DOWN
                      ? pp_matrix_geometry(d->dim, width, d->group).bytes
@@ -471,10 +479,10 @@ const uint8_t *pp_tile_part(pp_context *c, int layer, pp_part part, int index) {
      * part (q, k/v, gate/up) and one for the second (o, down). */
     size_t tile = (size_t)index;
     if (part == PP_PART_KV)
-        tile += d->n_heads;
+        tile += to_size(d->n_heads);
     else if (part >= PP_PART_GATE_UP)
-        tile += d->n_heads + d->n_kv_heads;
-    const size_t slot = (size_t)layer * pp_tiles_per_layer(d) + tile;
+        tile += to_size(d->n_heads + d->n_kv_heads);
+    const size_t slot = (size_t)layer * to_size(pp_tiles_per_layer(d)) + tile;
     uint32_t *stamp = &c->weights.tile_stamp[2 * slot + (part == PP_PART_O ||
                                                          part == PP_PART_DOWN)];
     if (*stamp != c->call_id) {

@@ -54,7 +54,7 @@ static uint64_t pool_item_bytes(const pp_context *c, int pool) {
                                   ? CLASSIFIER_BLOCK_ROWS
                                   : d->vocab_size;
         return pp_align_up(rows * d->dim, 64) +
-               4 * rows * pp_group_count(d->dim, d->group);
+               4 * rows * pp_group_count((size_t)d->dim, (size_t)d->group);
     }
     }
 }
