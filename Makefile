@@ -83,6 +83,9 @@ all: $(BUILD)/libpprt.a $(BUILD)/pprt
 PPRT_SHARED ?= ../shared
 DEMO_PROMPT ?= Once upon a time
 demo: $(BUILD)/pprt
+	@test -f $(PPRT_SHARED)/models/stories260K/stories260K.bin || { \
+	    echo "demo: $(PPRT_SHARED)/models/stories260K/stories260K.bin not found;" \
+	         "set PPRT_SHARED to the folder with models/ and data/"; exit 1; }
 	$(BUILD)/pprt convert --llama2c $(PPRT_SHARED)/models/stories260K/stories260K.bin \
 	    --tokenizer $(PPRT_SHARED)/models/stories260K/tok512.bin -o $(BUILD)/stories260K.ppm
 	$(BUILD)/pprt generate -m $(BUILD)/stories260K.ppm -p "$(DEMO_PROMPT)" -n 100 \
