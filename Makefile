@@ -6,7 +6,8 @@
 #   make test                    build and run the tests (and the aarch64 tests
 #                                under qemu when the cross compiler is installed)
 #   make DEBUG=1                 -O0 -g, arena poisoning
-#   make SLEEF=1                 link SLEEF (libsleef-dev)
+#   make SLEEF=1                 take the vector exp from SLEEF (libsleef-dev)
+#   make test-sleef              the kernel and model tests with SLEEF
 #
 # ISA flags apply only to the kernel files whose names end in that ISA, so the
 # rest of the library runs on any CPU of the target architecture.
