@@ -6,33 +6,27 @@
 #include "cpu_features.h"
 #include "kernels_simd.h"
 
+/* A table of one base ISA (suffix `base`) whose int8 products come from
+ * the variant `name`: vnni and dotprod differ from their base set only
+ * there. */
+#define PP_KERNEL_TABLE(name, base)                                         \
+    {                                                                       \
+        .isa = #name,                                                       \
+        .gemm_q8 = pp_gemm_q8__##name,                                      \
+        .gemv_q8 = pp_gemv_q8__##name,                                      \
+        .quantize_q8 = pp_quantize_q8__##base,                              \
+        .rmsnorm = pp_rmsnorm__##base,                                      \
+        .softmax = pp_softmax__##base,                                      \
+        .swiglu = pp_swiglu__##base,                                        \
+        .dot_f32 = pp_dot_f32__##base,                                      \
+        .axpy_f32 = pp_axpy_f32__##base,                                    \
+        .rope = pp_rope__##base,                                            \
+    }
+
 #if defined(__x86_64__)
 
-static const pp_kernels kernels_avx2 = {
-    .isa = "avx2",
-    .gemm_q8 = pp_gemm_q8__avx2,
-    .gemv_q8 = pp_gemv_q8__avx2,
-    .quantize_q8 = pp_quantize_q8__avx2,
-    .rmsnorm = pp_rmsnorm__avx2,
-    .softmax = pp_softmax__avx2,
-    .swiglu = pp_swiglu__avx2,
-    .dot_f32 = pp_dot_f32__avx2,
-    .axpy_f32 = pp_axpy_f32__avx2,
-    .rope = pp_rope__avx2,
-};
-
-static const pp_kernels kernels_vnni = {
-    .isa = "vnni",
-    .gemm_q8 = pp_gemm_q8__vnni,
-    .gemv_q8 = pp_gemv_q8__vnni,
-    .quantize_q8 = pp_quantize_q8__avx2,
-    .rmsnorm = pp_rmsnorm__avx2,
-    .softmax = pp_softmax__avx2,
-    .swiglu = pp_swiglu__avx2,
-    .dot_f32 = pp_dot_f32__avx2,
-    .axpy_f32 = pp_axpy_f32__avx2,
-    .rope = pp_rope__avx2,
-};
+static const pp_kernels kernels_avx2 = PP_KERNEL_TABLE(avx2, avx2);
+static const pp_kernels kernels_vnni = PP_KERNEL_TABLE(vnni, avx2);
 
 static const char *missing_avx2(const pp_cpu_features *f) {
     if (!f->avx2)
@@ -61,31 +55,8 @@ static const char *missing_vnni(const pp_cpu_features *f) {
 
 #elif defined(__aarch64__)
 
-static const pp_kernels kernels_neon = {
-    .isa = "neon",
-    .gemm_q8 = pp_gemm_q8__neon,
-    .gemv_q8 = pp_gemv_q8__neon,
-    .quantize_q8 = pp_quantize_q8__neon,
-    .rmsnorm = pp_rmsnorm__neon,
-    .softmax = pp_softmax__neon,
-    .swiglu = pp_swiglu__neon,
-    .dot_f32 = pp_dot_f32__neon,
-    .axpy_f32 = pp_axpy_f32__neon,
-    .rope = pp_rope__neon,
-};
-
-static const pp_kernels kernels_dotprod = {
-    .isa = "dotprod",
-    .gemm_q8 = pp_gemm_q8__dotprod,
-    .gemv_q8 = pp_gemv_q8__dotprod,
-    .quantize_q8 = pp_quantize_q8__neon,
-    .rmsnorm = pp_rmsnorm__neon,
-    .softmax = pp_softmax__neon,
-    .swiglu = pp_swiglu__neon,
-    .dot_f32 = pp_dot_f32__neon,
-    .axpy_f32 = pp_axpy_f32__neon,
-    .rope = pp_rope__neon,
-};
+static const pp_kernels kernels_neon = PP_KERNEL_TABLE(neon, neon);
+static const pp_kernels kernels_dotprod = PP_KERNEL_TABLE(dotprod, neon);
 
 static const char *missing_neon(const pp_cpu_features *f) {
     return f->neon ? NULL : "Advanced SIMD";
