@@ -264,6 +264,9 @@ void pp_sort_indices(const double *score, int n, int descending,
 void pp_select_lowest(const double *score, int n, int n_prune, int32_t *order,
                       uint8_t *kept);
 void pp_refresh_tile_kept(pp_context *c, int layer);
+/* Standardizes n scores to zero mean and unit sample standard deviation
+ * (all zeros when the scores do not vary). */
+void pp_standardize(double *x, int n);
 
 /* Static baselines (prune_static.c). */
 pp_status pp_static_select(pp_context *c);

@@ -84,6 +84,18 @@ void pp_sort_indices(const double *score, int n, int descending,
     }
 }
 
+void pp_standardize(double *x, int n) {
+    double mean = 0.0, var = 0.0;
+    for (int i = 0; i < n; i++)
+        mean += x[i];
+    mean /= n;
+    for (int i = 0; i < n; i++)
+        var += (x[i] - mean) * (x[i] - mean);
+    const double sd = n > 1 ? sqrt(var / (n - 1)) : 0.0;
+    for (int i = 0; i < n; i++)
+        x[i] = sd > 0.0 ? (x[i] - mean) / sd : 0.0;
+}
+
 void pp_select_lowest(const double *score, int n, int n_prune, int32_t *order,
                       uint8_t *kept) {
     pp_sort_indices(score, n, 0, order);

@@ -304,19 +304,6 @@ static void history_statistic(const pp_context *c, const float *history,
 
 /* ---- Budgets ------------------------------------------------------------- */
 
-/* Standardizes n scores to zero mean and unit sample standard deviation. */
-static void standardize(double *x, int n) {
-    double mean = 0.0, var = 0.0;
-    for (int i = 0; i < n; i++)
-        mean += x[i];
-    mean /= n;
-    for (int i = 0; i < n; i++)
-        var += (x[i] - mean) * (x[i] - mean);
-    const double sd = n > 1 ? sqrt(var / (n - 1)) : 0.0;
-    for (int i = 0; i < n; i++)
-        x[i] = sd > 0.0 ? (x[i] - mean) / sd : 0.0;
-}
-
 static void uniform_budgets(pp_context *c) {
     pp_global_state *g = &c->pruning.global;
     const float ratio_l = pp_layer_ratio(c);
@@ -357,14 +344,14 @@ static void global_budgets(pp_context *c) {
         history_statistic(c, c->pruning.attn_history + (size_t)l * c->history_len * dim,
                           g->attn_mean + (size_t)l * dim, dim, F);
         score_units(F, pp_o_column_stats(c, l) + dim, (int)dim, (int)hd, score);
-        standardize(score, heads);
+        pp_standardize(score, heads);
 
         history_statistic(c, c->pruning.mlp_history +
                                  (size_t)l * c->history_len * (size_t)hidden,
                           g->mlp_mean + (size_t)l * hidden, (size_t)hidden, F);
         score_units(F, pp_down_column_stats(c, l) + hidden, hidden, unit,
                     score + heads);
-        standardize(score + heads, units);
+        pp_standardize(score + heads, units);
     }
 
     const int n = pruned_layers * stride;

@@ -116,19 +116,6 @@ static void select_wandasp(pp_context *c) {
     (void)unit_kept;
 }
 
-/* Standardizes n scores to zero mean and unit sample standard deviation. */
-static void standardize(double *x, int n) {
-    double mean = 0.0, var = 0.0;
-    for (int i = 0; i < n; i++)
-        mean += x[i];
-    mean /= n;
-    for (int i = 0; i < n; i++)
-        var += (x[i] - mean) * (x[i] - mean);
-    const double sd = n > 1 ? sqrt(var / (n - 1)) : 0.0;
-    for (int i = 0; i < n; i++)
-        x[i] = sd > 0 ? (x[i] - mean) / sd : 0.0;
-}
-
 /*
  * FLAP's global ranking needs the scores of every unit of every pruned
  * layer at once, more than the scratch holds for large models; so it is a
@@ -145,8 +132,8 @@ static uint64_t removed_below(pp_context *c, double threshold, int inclusive,
     for (int l = c->pruning.config.skip_layers; l < c->info.n_layers; l++) {
         unit_scores u = {c->scratch.unit_score, c->scratch.fused, 0, 1};
         layer_scores(c, PP_METHOD_FLAP, l, &u);
-        standardize(u.heads, heads);
-        standardize(u.mlp, u.n_mlp_units);
+        pp_standardize(u.heads, heads);
+        pp_standardize(u.mlp, u.n_mlp_units);
 
         uint8_t *head_kept = c->pruning.head_kept + (size_t)l * heads;
         for (int h = 0; h < heads; h++) {
