@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "dispatch.h"
+#include "format.h"
 #include "kernels.h"
 #include "pool.h"
 
@@ -457,24 +458,18 @@ static size_t last_level_cache_bytes(void) {
 
 enum { TILE_DIM = 2048, TILE_WIDTH = 32 };
 
-/* Bytes of a q8 matrix of m rows and k columns in a model file: int8
- * values, then float scales at the next 64-byte boundary, rounded to 64. */
-static size_t file_matrix_bytes(size_t m, size_t k, size_t group) {
-    const size_t values = (m * k + 63) / 64 * 64;
-    return (values + m * pp_group_count(k, group) * sizeof(float) + 63) / 64 * 64;
-}
-
 /* One part of a tile: a q8 matrix in the tile buffer. */
 typedef struct tile_part {
-    const int8_t *w;
-    const float *ws;
+    int8_t *w;
+    float *ws;
     size_t m, k;
 } tile_part;
 
-static tile_part part_at(const uint8_t *at, size_t m, size_t k) {
-    const size_t values = (m * k + 63) / 64 * 64;
-    return (tile_part){(const int8_t *)at,
-                       (const float *)(const void *)(at + values), m, k};
+/* The q8 matrix of m rows and k columns at `at`, laid out as in a model
+ * file (runtime/format.h). */
+static tile_part part_at(uint8_t *at, size_t m, size_t k, size_t group) {
+    const size_t scales = (size_t)pp_matrix_geometry(m, k, group).scale_offset;
+    return (tile_part){(int8_t *)at, (float *)(void *)(at + scales), m, k};
 }
 
 /* The tiles and the operands of a tiled decode run. */
@@ -487,11 +482,11 @@ typedef struct tiled {
     float *y;           /* [tiles * 64 + dim] outputs */
 } tiled;
 
-/* Part `which` (0 gate, 1 up, 2 down) of tile `index`. */
-static tile_part tiled_part(const tiled *t, size_t index, int which) {
-    const uint8_t *at = t->data + index * t->tile_bytes + (size_t)which * t->part_bytes;
-    return which < 2 ? part_at(at, TILE_WIDTH, TILE_DIM)
-                     : part_at(at, TILE_DIM, TILE_WIDTH);
+/* Part `kind` (0 gate, 1 up, 2 down) of tile `index`. */
+static tile_part tiled_part(const tiled *t, size_t index, int kind) {
+    uint8_t *at = t->data + index * t->tile_bytes + (size_t)kind * t->part_bytes;
+    return kind < 2 ? part_at(at, TILE_WIDTH, TILE_DIM, t->group)
+                    : part_at(at, TILE_DIM, TILE_WIDTH, t->group);
 }
 
 static void tiled_free(tiled *t) {
@@ -506,8 +501,9 @@ static void tiled_free(tiled *t) {
 static int tiled_alloc(tiled *t, size_t min_bytes, size_t group) {
     memset(t, 0, sizeof *t);
     t->group = group;
-    t->part_bytes = file_matrix_bytes(TILE_WIDTH, TILE_DIM, group);
-    t->tile_bytes = 2 * t->part_bytes + file_matrix_bytes(TILE_DIM, TILE_WIDTH, group);
+    t->part_bytes = (size_t)pp_matrix_geometry(TILE_WIDTH, TILE_DIM, group).bytes;
+    t->tile_bytes = 2 * t->part_bytes +
+                    (size_t)pp_matrix_geometry(TILE_DIM, TILE_WIDTH, group).bytes;
     t->tiles = (min_bytes + t->tile_bytes - 1) / t->tile_bytes;
     t->data = malloc(t->tiles * t->tile_bytes);
     t->x = malloc(TILE_DIM);
@@ -519,17 +515,18 @@ static int tiled_alloc(tiled *t, size_t min_bytes, size_t group) {
         tiled_free(t);
         return -1;
     }
+
     for (size_t i = 0; i < t->tiles * t->tile_bytes; i++)
         t->data[i] = (uint8_t)((int)(fill_next() % 255) - 127);
     /* Normal float scales: denormals could slow the arithmetic. */
     for (size_t i = 0; i < t->tiles; i++) {
-        for (int which = 0; which < 3; which++) {
-            const tile_part part = tiled_part(t, i, which);
-            float *ws = (float *)(uintptr_t)part.ws;
+        for (int kind = 0; kind < 3; kind++) {
+            const tile_part part = tiled_part(t, i, kind);
             for (size_t g = 0; g < part.m * pp_group_count(part.k, group); g++)
-                ws[g] = 0.001f;
+                part.ws[g] = 0.001f;
         }
     }
+
     for (size_t i = 0; i < TILE_DIM; i++)
         t->x[i] = (int8_t)((int)(fill_next() % 255) - 127);
     for (size_t i = 0; i < t->tiles * TILE_WIDTH; i++)
@@ -552,13 +549,13 @@ static double time_tiled(const pp_kernels *kernels, tiled *t, int hints) {
     const size_t hs_step = pp_group_count(TILE_WIDTH, t->group);
     const double start = sample_seconds(1);
     for (size_t i = 0; i < t->tiles; i++) {
-        for (int which = 0; which < 2; which++) {
-            const tile_part part = tiled_part(t, i, which);
-            const int last = which == 1 && i + 1 == t->tiles;
-            const tile_part after = tiled_part(t, which ? i + 1 : i, !which);
+        for (int kind = 0; kind < 2; kind++) {
+            const tile_part part = tiled_part(t, i, kind);
+            const int last = kind == 1 && i + 1 == t->tiles;
+            const tile_part after = tiled_part(t, kind ? i + 1 : i, !kind);
             const pp_q8_next next = next_hint(&after);
             kernels->gemv_q8(part.m, part.k, t->group, part.w, part.ws, t->x,
-                             t->xs, t->y + (2 * i + (size_t)which) * TILE_WIDTH,
+                             t->xs, t->y + (2 * i + (size_t)kind) * TILE_WIDTH,
                              0, hints && !last ? &next : NULL);
         }
     }
