@@ -223,14 +223,14 @@ static void q8_dot_1x4(size_t k, size_t group, const int8_t *a,
 }
 
 /*
- * Short rows: the column products (a tile's down columns, 16 or 32 channels
- * wide; a head's o columns, 64 wide) multiply m rows of 16, 32 or 64 bytes,
- * stored back to back, with one activation row, 4 rows per step. Their
- * group sums come out in the order of the scales (row by row, group by
- * group), and a row's float sum adds its groups in increasing order (one
- * or two), as the scalar kernel does from 0.0f: the result is the same bit
+ * Short rows: the column products multiply m rows of 16, 32 or 64 bytes,
+ * stored back to back, with one activation row, 4 rows per step. A tile's
+ * down columns are 16 or 32 channels wide, and a head's o columns 64.
+ * Their group sums come out in the order of the scales (row by row, group
+ * by group). A row's float sum adds its groups in increasing order (one or
+ * two), as the scalar kernel does from 0.0f, so the result is the same bit
  * for bit. With one activation row, `ahead` (else NULL) is the weight
- * stream, read in order; each step prefetches Q8_SHORT_PREFETCH_BYTES
+ * stream, read in order. Each step prefetches Q8_SHORT_PREFETCH_BYTES
  * ahead of it.
  */
 

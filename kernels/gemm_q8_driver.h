@@ -2,12 +2,14 @@
  * gemm_q8_driver.h - the loop order and the entry points of the SIMD
  * gemm_q8 and gemv_q8 kernels, the same on every ISA. Included at the end
  * of gemm_q8_x86.h and gemm_q8_arm.h, which define before it:
- *   GEMM_Q8_NAME, GEMV_Q8_NAME   the symbols (from the including .c file);
- *   Q8_ROW_BLOCK_BYTES, Q8_PREFETCH_MIN_ROW_BYTES;
- *   q8_row_dot_tail, q8_dot_1x1, q8_dot_1x4 (4 rows against one,
- *       prefetching through a q8_ahead stream when given one);
- *   q8_is_short and q8_short_rows_k (the rows of 16, 32 or 64 values of
- *       the column products, with one activation row).
+ *   GEMM_Q8_NAME, GEMV_Q8_NAME   the symbols, from the including .c file
+ *   Q8_ROW_BLOCK_BYTES, Q8_PREFETCH_MIN_ROW_BYTES
+ *   q8_row_dot_tail, q8_dot_1x1
+ *   q8_dot_1x4       4 rows against one, prefetching through a q8_ahead
+ *                    stream when it gets one
+ *   q8_is_short, q8_short_rows_k
+ *                    the column products' rows of 16, 32 or 64 values,
+ *                    with one activation row
  */
 #ifndef PP_GEMM_Q8_DRIVER_H
 #define PP_GEMM_Q8_DRIVER_H
@@ -54,7 +56,7 @@ static void q8_gemm(size_t m, size_t n, size_t k, size_t group,
                     size_t ldx, const float *xs, size_t ldxs, float *y,
                     size_t ldy, int accumulate, const pp_q8_next *next) {
     const size_t groups = pp_group_count(k, group);
-    /* The GEMV prefetch plan; prefill (n > 1) rereads cached rows instead. */
+    /* Only GEMV prefetches, because prefill (n > 1) rereads cached rows. */
     const q8_ahead stream = q8_ahead_make(m, k, group, w, ws, next);
     const q8_ahead *ahead = n == 1 ? &stream : NULL;
     if (q8_is_short(k, group)) {

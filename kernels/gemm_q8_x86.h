@@ -145,12 +145,13 @@ Q8_INLINE __m128i q8_group_sums4(const int8_t *w, const int8_t *x,
 
 /*
  * Horizontal sums with 2 unpacks and 1 add in place of each vphaddd. Per
- * 128-bit half, q8_fold_pairs(a, b) is [a0+a2, b0+b2, a1+a3, b1+b3], and
- * q8_fold_quads of two such results (from a, b and c, d) is
- * [sum a, sum b, sum c, sum d]: the sums of two levels of vphaddd, added
- * in another order, exact in int32. On one Zen 4 thread the folds made
- * prefill 9% faster (TinyLlama-1.1B, 128 tokens) but decode from memory 7%
- * slower, so the 4-row products fold only when they do not prefetch.
+ * 128-bit half, q8_fold_pairs(a, b) is [a0+a2, b0+b2, a1+a3, b1+b3]. From
+ * two such results (of a, b and of c, d), q8_fold_quads makes
+ * [sum a, sum b, sum c, sum d]. These are the sums of two levels of
+ * vphaddd, added in another order and exact in int32. On one Zen 4 thread,
+ * the folds made prefill 6 to 9% faster (synthetic TinyLlama-1.1B shape,
+ * 128 tokens) but decode from memory 7% slower, so the 4-row products fold
+ * only when they do not prefetch.
  */
 static inline __m256i q8_fold_pairs(__m256i a, __m256i b) {
     return _mm256_add_epi32(_mm256_unpacklo_epi32(a, b),
@@ -311,9 +312,9 @@ static void q8_dot_1x4(size_t k, size_t group, const int8_t *a,
 }
 
 /*
- * Short rows: the column products (a tile's down columns, 16 or 32 channels
- * wide; a head's o columns, 64 wide) multiply m rows of 16, 32 or 64 bytes,
- * stored back to back, with one activation row. Such a block is one stream
+ * Short rows: the column products multiply m rows of 16, 32 or 64 bytes,
+ * stored back to back, with one activation row. A tile's down columns are
+ * 16 or 32 channels wide, and a head's o columns 64. Such a block is one stream
  * of 32-byte segments. A segment is one group, or for k = 16 two rows of one
  * partial group each. The segments come in the order of the scales, so 8
  * segment sums line up with 8 consecutive scales.
@@ -325,7 +326,7 @@ static void q8_dot_1x4(size_t k, size_t group, const int8_t *a,
  * the scalar kernel does from 0.0f, so the result is the same bit for bit.
  *
  * With one activation row, `ahead` (else NULL) is the weight stream, read
- * in order; each step prefetches Q8_SHORT_PREFETCH_BYTES ahead of it.
+ * in order. Each step prefetches Q8_SHORT_PREFETCH_BYTES ahead of it.
  */
 
 /* Prefetch distance along the stream of short rows. Decode of a 6-layer

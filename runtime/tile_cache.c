@@ -6,8 +6,8 @@
  * columns, k/v rows, gate/up rows, down columns, classifier row blocks),
  * so slots never fragment. Decoding misses, per token, the kept parts of
  * each pool beyond its slots, so slots beyond a pool's kept set are
- * wasted. Pruning shrinks only the head and MLP kinds; the k/v rows and
- * the classifier are read for every token. So when those two fit in the
+ * wasted. Pruning shrinks only the head and MLP kinds, while the k/v rows
+ * and the classifier are read for every token. So when those two fit in the
  * byte budget, they get all the slots they need and the other pools split
  * the rest in proportion to their bytes in the model. Otherwise all pools
  * share the budget in that proportion. Every pool has at least one slot.
@@ -21,12 +21,12 @@
  *      cache; evicting the most recent instead leaves a stable part of the
  *      kept set resident, so the hit rate approaches cache / kept set.
  * Parts handed out for the operation being built are pinned until the
- * operation runs (pp_cache_unpin); when every slot of a pool is pinned the
- * caller runs what it has and asks again. A pool smaller than its parts
- * also makes the caller run after stream_slots misses (an eighth of its
- * slots): otherwise an operation would pin a pool's worth of new parts,
- * each taking the slot of a resident one, and the pool would turn over
- * completely on every pass. Prefetch reserves no more slots than that.
+ * operation runs (pp_cache_unpin). When every slot of a pool is pinned, the
+ * caller runs what it has and requests the part again. A pool smaller than
+ * its parts also makes the caller run after stream_slots misses (an eighth
+ * of its slots). Otherwise an operation would pin a pool's worth of new
+ * parts, each taking the slot of a resident one, and the pool would turn
+ * over completely on every pass. Prefetch reserves no more slots than that.
  *
  * NOTE: the victim search scans the pool, O(slots) per miss. That is small
  * next to the read it precedes on the storage this cache is for.

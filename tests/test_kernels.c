@@ -352,9 +352,9 @@ static void test_gemm_group_sums_exact(void) {
             check_group_sums_exact(cases[c].k, cases[c].group, fills[f]);
 }
 
-/* Column products: many short rows (a tile's down columns, a head's o
- * columns), which the SIMD kernels take 8 rows at a time, with a remainder
- * of rows; also the exact group sums on those shapes. */
+/* Column products (a tile's down columns, a head's o columns) have many
+ * short rows. The SIMD kernels take 8 (AVX2) or 4 (NEON) of them at a time,
+ * so the cases leave a remainder of rows. The group sums must stay exact. */
 static void test_gemm_short_rows(void) {
     const size_t ks[] = {16, 32, 64, 48, 96};
     const size_t ms[] = {8, 64 + 7, 512};
@@ -370,10 +370,10 @@ static void test_gemm_short_rows(void) {
 }
 
 /*
- * gemv_q8 is gemm_q8 with one activation row, bit for bit, whatever it is
- * told about the next product: nothing, a separate matrix, or the rows
- * right after its own (where the prefetch runs on through the end). The
- * hint matrix is also checked to stay unchanged.
+ * gemv_q8 is gemm_q8 with one activation row, bit for bit, whatever its
+ * next-product hint: none, a separate matrix, or the rows right after its
+ * own (where the prefetch runs on through the end). The hint matrix must
+ * stay unchanged.
  */
 static void check_gemv_case(const pp_kernels *k, size_t m, size_t cols,
                             size_t group, int accumulate) {
