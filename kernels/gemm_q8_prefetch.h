@@ -7,8 +7,9 @@
  * while loads are in flight ahead of the arithmetic. Pruned products are
  * many short matrices (a 32-row MLP tile of TinyLlama is 64 KiB), and the
  * hardware prefetchers start over on each one. On one thread of a Zen 4
- * EPYC, a layer's gate and up tiles ran at 19 GB/s that way, and at 29 GB/s
- * once the prefetch below ran on through each tile's end into the next.
+ * EPYC, the gate and up tiles of synthetic TinyLlama-shaped layers ran at
+ * 19 GB/s that way, and at 29 GB/s once the prefetch below ran on through
+ * each tile's end into the next.
  * So the prefetch stays a fixed distance ahead of the reads: through this
  * product's rows, then through the rows of the product that the caller
  * runs next (pp_q8_next).
