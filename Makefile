@@ -41,7 +41,7 @@ else
 OPT = -O2 -g
 endif
 CFLAGS ?=
-CFLAGS += -std=c11 $(OPT) $(WARN) -D_POSIX_C_SOURCE=200809L -Iruntime -Ikernels -Iport
+CFLAGS += -std=c11 -ffp-contract=off $(OPT) $(WARN) -D_POSIX_C_SOURCE=200809L -Iruntime -Ikernels -Iport
 LDLIBS = -lm -lpthread
 
 # SLEEF's vector exp replaces pprt's own in kernels/exp_*.h (softmax,

@@ -243,9 +243,8 @@ static const matrix_size quick_sizes[] = {
 /* Operands of one size; the weights exist in `copies` copies. */
 typedef struct operands {
     size_t m, k, group, groups, n_max, copies;
-    size_t weight_bytes;  /* of one copy: int8 values and float scales */
-    int8_t *w;
-    float *ws;
+    size_t weight_bytes;  /* of one copy: the blocked q8 matrix */
+    uint8_t *w;
     int8_t *x;
     float *xs;
     float *y;
@@ -253,7 +252,6 @@ typedef struct operands {
 
 static void operands_free(operands *o) {
     free(o->w);
-    free(o->ws);
     free(o->x);
     free(o->xs);
     free(o->y);
@@ -269,6 +267,28 @@ static uint32_t fill_next(void) {
     return (uint32_t)(fill_state >> 32);
 }
 
+/* Fills a blocked q8 matrix with random int8 values (in [-127, 127]) and
+ * normal float scales: denormals could slow the arithmetic. */
+static void fill_matrix(uint8_t *w, size_t m, size_t k, size_t group) {
+    const size_t bytes = pp_q8_matrix_bytes(m, k, group);
+    for (size_t i = 0; i < bytes; i += 4) {
+        const uint32_t r = fill_next();
+        for (size_t b = 0; b < 4 && i + b < bytes; b++)
+            w[i + b] = (uint8_t)((int)((r >> (8 * b)) & 0xff) % 255 - 127);
+    }
+    const size_t groups = pp_group_count(k, group);
+    for (size_t r = 0; r < m; r += PP_Q8_BLOCK_ROWS) {
+        for (size_t g = 0; g < groups; g++) {
+            uint8_t *scales = w + pp_q8_record_offset(k, group, r, g) +
+                              32 * pp_q8_group_quads(k, group, g);
+            for (size_t i = 0; i < PP_Q8_BLOCK_ROWS; i++) {
+                const float s = 0.001f + (float)(fill_next() % 1000) * 1e-5f;
+                memcpy(scales + 4 * i, &s, sizeof s);
+            }
+        }
+    }
+}
+
 static int operands_alloc(operands *o, size_t m, size_t k, size_t group,
                           size_t n_max, size_t copies) {
     memset(o, 0, sizeof *o);
@@ -278,24 +298,17 @@ static int operands_alloc(operands *o, size_t m, size_t k, size_t group,
     o->groups = pp_group_count(k, group);
     o->n_max = n_max;
     o->copies = copies;
-    o->weight_bytes = m * k + m * o->groups * sizeof(float);
-    o->w = malloc(copies * m * k);
-    o->ws = malloc(copies * m * o->groups * sizeof(float));
+    o->weight_bytes = pp_q8_matrix_bytes(m, k, group);
+    o->w = malloc(copies * o->weight_bytes);
     o->x = malloc(n_max * k);
     o->xs = malloc(n_max * o->groups * sizeof(float));
     o->y = malloc(n_max * m * sizeof(float));
-    if (!o->w || !o->ws || !o->x || !o->xs || !o->y) {
+    if (!o->w || !o->x || !o->xs || !o->y) {
         operands_free(o);
         return -1;
     }
-    /* Random bytes, four per generator step. */
-    for (size_t i = 0; i < copies * m * k; i += 4) {
-        const uint32_t r = fill_next();
-        for (size_t b = 0; b < 4 && i + b < copies * m * k; b++)
-            o->w[i + b] = (int8_t)((int)((r >> (8 * b)) & 0xff) % 255 - 127);
-    }
-    for (size_t i = 0; i < copies * m * o->groups; i++)
-        o->ws[i] = 0.001f + (float)(fill_next() % 1000) * 1e-5f;
+    for (size_t c = 0; c < copies; c++)
+        fill_matrix(o->w + c * o->weight_bytes, m, k, group);
     for (size_t i = 0; i < n_max * k; i++)
         o->x[i] = (int8_t)((int)(fill_next() % 255) - 127);
     for (size_t i = 0; i < n_max * o->groups; i++)
@@ -320,10 +333,10 @@ static void gemm_task(void *arg, size_t index) {
     const size_t begin = index * job->rows_per_task;
     const size_t rows = o->m - begin < job->rows_per_task ? o->m - begin
                                                           : job->rows_per_task;
-    const int8_t *w = o->w + (job->copy * o->m + begin) * o->k;
-    const float *ws = o->ws + (job->copy * o->m + begin) * o->groups;
-    job->gemm(rows, job->n, o->k, o->group, w, ws, o->x, o->k, o->xs,
-              o->groups, o->y + begin, o->m, 0);
+    const uint8_t *w = o->w + job->copy * o->weight_bytes +
+                       begin / PP_Q8_BLOCK_ROWS * pp_q8_block_bytes(o->k, o->group);
+    job->gemm(rows, job->n, o->k, o->group, w, o->x, o->k, o->xs, o->groups,
+              o->y + begin, o->m, 0);
 }
 
 static gemm_job make_gemm_job(pp_gemm_q8_fn gemm, const operands *o, size_t n,
@@ -460,17 +473,9 @@ enum { TILE_DIM = 2048, TILE_WIDTH = 32 };
 
 /* One part of a tile: a q8 matrix in the tile buffer. */
 typedef struct tile_part {
-    int8_t *w;
-    float *ws;
+    uint8_t *w;
     size_t m, k;
 } tile_part;
-
-/* The q8 matrix of m rows and k columns at `at`, laid out as in a model
- * file (runtime/format.h). */
-static tile_part part_at(uint8_t *at, size_t m, size_t k, size_t group) {
-    const size_t scales = (size_t)pp_matrix_geometry(m, k, group).scale_offset;
-    return (tile_part){(int8_t *)at, (float *)(void *)(at + scales), m, k};
-}
 
 /* The tiles and the operands of a tiled decode run. */
 typedef struct tiled {
@@ -485,8 +490,8 @@ typedef struct tiled {
 /* Part `kind` (0 gate, 1 up, 2 down) of tile `index`. */
 static tile_part tiled_part(const tiled *t, size_t index, int kind) {
     uint8_t *at = t->data + index * t->tile_bytes + (size_t)kind * t->part_bytes;
-    return kind < 2 ? part_at(at, TILE_WIDTH, TILE_DIM, t->group)
-                    : part_at(at, TILE_DIM, TILE_WIDTH, t->group);
+    return kind < 2 ? (tile_part){at, TILE_WIDTH, TILE_DIM}
+                    : (tile_part){at, TILE_DIM, TILE_WIDTH};
 }
 
 static void tiled_free(tiled *t) {
@@ -501,9 +506,9 @@ static void tiled_free(tiled *t) {
 static int tiled_alloc(tiled *t, size_t min_bytes, size_t group) {
     memset(t, 0, sizeof *t);
     t->group = group;
-    t->part_bytes = (size_t)pp_matrix_geometry(TILE_WIDTH, TILE_DIM, group).bytes;
+    t->part_bytes = (size_t)pp_matrix_bytes(TILE_WIDTH, TILE_DIM, group);
     t->tile_bytes = 2 * t->part_bytes +
-                    (size_t)pp_matrix_geometry(TILE_DIM, TILE_WIDTH, group).bytes;
+                    (size_t)pp_matrix_bytes(TILE_DIM, TILE_WIDTH, group);
     t->tiles = (min_bytes + t->tile_bytes - 1) / t->tile_bytes;
     t->data = malloc(t->tiles * t->tile_bytes);
     t->x = malloc(TILE_DIM);
@@ -516,14 +521,10 @@ static int tiled_alloc(tiled *t, size_t min_bytes, size_t group) {
         return -1;
     }
 
-    for (size_t i = 0; i < t->tiles * t->tile_bytes; i++)
-        t->data[i] = (uint8_t)((int)(fill_next() % 255) - 127);
-    /* Normal float scales: denormals could slow the arithmetic. */
     for (size_t i = 0; i < t->tiles; i++) {
         for (int kind = 0; kind < 3; kind++) {
             const tile_part part = tiled_part(t, i, kind);
-            for (size_t g = 0; g < part.m * pp_group_count(part.k, group); g++)
-                part.ws[g] = 0.001f;
+            fill_matrix(part.w, part.m, part.k, group);
         }
     }
 
@@ -539,7 +540,7 @@ static int tiled_alloc(tiled *t, size_t min_bytes, size_t group) {
 }
 
 static pp_q8_next next_hint(const tile_part *p) {
-    return (pp_q8_next){p->w, p->ws, p->m, p->k};
+    return (pp_q8_next){p->w, p->m, p->k};
 }
 
 /* Runs the decode of every tile once: the gate and up parts, then the down
@@ -554,7 +555,7 @@ static double time_tiled(const pp_kernels *kernels, tiled *t, int hints) {
             const int last = kind == 1 && i + 1 == t->tiles;
             const tile_part after = tiled_part(t, kind ? i + 1 : i, !kind);
             const pp_q8_next next = next_hint(&after);
-            kernels->gemv_q8(part.m, part.k, t->group, part.w, part.ws, t->x,
+            kernels->gemv_q8(part.m, part.k, t->group, part.w, t->x,
                              t->xs, t->y + (2 * i + (size_t)kind) * TILE_WIDTH,
                              0, hints && !last ? &next : NULL);
         }
@@ -564,7 +565,7 @@ static double time_tiled(const pp_kernels *kernels, tiled *t, int hints) {
         const int last = i + 1 == t->tiles;
         const tile_part after = tiled_part(t, last ? i : i + 1, 2);
         const pp_q8_next next = next_hint(&after);
-        kernels->gemv_q8(part.m, part.k, t->group, part.w, part.ws,
+        kernels->gemv_q8(part.m, part.k, t->group, part.w,
                          t->h + i * TILE_WIDTH, t->hs + i * hs_step,
                          t->y + 2 * t->tiles * TILE_WIDTH, 1,
                          hints && !last ? &next : NULL);
@@ -846,8 +847,7 @@ int main(int argc, char **argv) {
                                      : sizeof full_sizes / sizeof full_sizes[0];
     for (size_t s = 0; s < n_sizes; s++) {
         const size_t m = sizes[s].m, k = sizes[s].k;
-        const size_t weight_bytes =
-            m * k + m * pp_group_count(k, opt.group) * sizeof(float);
+        const size_t weight_bytes = pp_q8_matrix_bytes(m, k, opt.group);
         size_t copies = (cycle_bytes + weight_bytes - 1) / weight_bytes;
         if (copies < 2)
             copies = 2;

@@ -3,131 +3,204 @@
  * gemm_q8 and gemv_q8 kernels, the same on every ISA. Included at the end
  * of gemm_q8_x86.h and gemm_q8_arm.h, which define before it:
  *   GEMM_Q8_NAME, GEMV_Q8_NAME   the symbols, from the including .c file
- *   Q8_ROW_BLOCK_BYTES, Q8_PREFETCH_MIN_ROW_BYTES
- *   q8_row_dot_tail, q8_dot_1x1
- *   q8_dot_1x4       4 rows against one, prefetching through a q8_ahead
- *                    stream when it gets one
- *   q8_is_short, q8_short_rows_k
- *                    the column products' rows of 16, 32 or 64 values,
- *                    with one activation row
+ *   Q8_ROW_CHUNK_BYTES           weight bytes kept in cache while all
+ *                                activation rows pass over them
+ *   Q8_TILE_ROWS                 activation rows per block pass, 4 (the
+ *                                remainders 1 to 3 get their own passes)
+ *   q8_isum, q8_facc             a block's 8 int32 row sums and 8 float
+ *                                row sums, in registers
+ *   q8_isum_zero, q8_isum_add, q8_facc_zero, q8_facc_store
+ *   q8_run(t, run, x, c, count, isum)
+ *       adds a 32-byte run (4 columns of 8 rows) times activation rows
+ *       x[j] at column c (count of them left in the row, at most 4 read)
+ *       to isum[j], for j < t
+ *   q8_facc_add(acc, isum, scales, xs)
+ *       acc + (float)isum * (scales * xs), lane by lane
  */
 #ifndef PP_GEMM_Q8_DRIVER_H
 #define PP_GEMM_Q8_DRIVER_H
 
-/* Stores value in *dst, or adds it to *dst when accumulating. */
-static inline void q8_store(float *dst, float value, int accumulate) {
-    *dst = accumulate ? *dst + value : value;
+
+
+/* The int32 sums of one group of one block: `quads` runs at `run` from
+ * column c0, with `left` columns left in the row. A constant `quads` with
+ * left >= 4 * quads unrolls to straight loads. With one activation row,
+ * runs go to 4 partial sums in turn, which makes the chains of dependent
+ * dot product instructions 4 times shorter. */
+Q8_INLINE void q8_group_sums(size_t t, const uint8_t *run, size_t quads,
+                             const int8_t *const *x, size_t c0, size_t left,
+                             q8_isum *isum) {
+#pragma GCC unroll 4
+    for (size_t j = 0; j < t; j++)
+        isum[j] = q8_isum_zero();
+    const size_t full = left >= 4 * quads ? quads : left / 4;
+    size_t q = 0;
+    if (t == 1) {
+        q8_isum p1 = q8_isum_zero(), p2 = q8_isum_zero(), p3 = q8_isum_zero();
+        for (; q + 4 <= full; q += 4) {
+            q8_run(1, run + 32 * q, x, c0 + 4 * q, 4, isum);
+            q8_run(1, run + 32 * (q + 1), x, c0 + 4 * (q + 1), 4, &p1);
+            q8_run(1, run + 32 * (q + 2), x, c0 + 4 * (q + 2), 4, &p2);
+            q8_run(1, run + 32 * (q + 3), x, c0 + 4 * (q + 3), 4, &p3);
+        }
+        isum[0] = q8_isum_add(q8_isum_add(isum[0], p1), q8_isum_add(p2, p3));
+    }
+    for (; q < full; q++)
+        q8_run(t, run + 32 * q, x, c0 + 4 * q, 4, isum);
+    if (full < quads)
+        q8_run(t, run + 32 * full, x, c0 + 4 * full, left - 4 * full, isum);
 }
 
-/* Short rows for any n; ahead is the weight stream with one activation
- * row, else NULL. The constant k of each call lets the compiler specialize
- * q8_short_rows_k. */
-static void q8_short_rows(size_t m, size_t n, size_t k, const int8_t *w,
-                          const float *ws, const int8_t *x, size_t ldx,
-                          const float *xs, size_t ldxs, float *y, size_t ldy,
-                          int accumulate, const q8_ahead *ahead) {
-    const size_t groups = pp_group_count(k, 32);
-    for (size_t j = 0; j < n; j++) {
-        const int8_t *xj = x + j * ldx;
-        const float *xsj = xs + j * ldxs;
-        float *yj = y + j * ldy;
-        size_t i = k == 16   ? q8_short_rows_k(16, m, w, ws, xj, xsj, yj,
-                                               accumulate, ahead)
-                   : k == 32 ? q8_short_rows_k(32, m, w, ws, xj, xsj, yj,
-                                               accumulate, ahead)
-                             : q8_short_rows_k(64, m, w, ws, xj, xsj, yj,
-                                               accumulate, ahead);
-        for (; i < m; i++)
-            q8_store(&yj[i], q8_row_dot_tail(k, 32, 0, w + i * k,
-                                             ws + i * groups, xj, xsj, 0.0f),
-                     accumulate);
+/* Adds group g, whose record starts at `record`, to acc[j], for j < t. */
+Q8_INLINE void q8_group(size_t t, const uint8_t *record, size_t quads,
+                        const int8_t *const *x, const float *const *xs,
+                        size_t g, size_t begin, size_t left, q8_facc *acc) {
+    q8_isum isum[Q8_TILE_ROWS];
+    q8_group_sums(t, record, quads, x, begin, left, isum);
+#pragma GCC unroll 4
+    for (size_t j = 0; j < t; j++)
+        acc[j] = q8_facc_add(acc[j], isum[j], record + 32 * quads, xs[j][g]);
+}
+
+/*
+ * out[j][r] = row r of the block of 8 weight rows at `block` times
+ * activation row x[j] (scales xs[j]), for j < t, as the scalar kernel
+ * computes it. Full groups of a size that is a multiple of 4 take the
+ * unrolled path; group 32, the default, with a constant run count. With a
+ * stream `ahead` (GEMV), each group also prefetches Q8_PREFETCH_BYTES
+ * ahead into the next product; `offset` is the block's place in the stream.
+ */
+Q8_INLINE void q8_block(size_t t, size_t k, size_t group,
+                        const uint8_t *block, const int8_t *const *x,
+                        const float *const *xs, const q8_ahead *ahead,
+                        size_t offset, float (*out)[PP_Q8_BLOCK_ROWS]) {
+    q8_facc acc[Q8_TILE_ROWS];
+#pragma GCC unroll 4
+    for (size_t j = 0; j < t; j++)
+        acc[j] = q8_facc_zero();
+
+    const uint8_t *record = block;
+    size_t g = 0, begin = 0;
+    if (group % 4 == 0) {
+        const size_t quads = group / 4;
+        for (; begin + group <= k; g++, begin += group) {
+            q8_prefetch_next(ahead, offset + Q8_PREFETCH_BYTES,
+                             32 * (quads + 1));
+            if (group == 32)
+                q8_group(t, record, 8, x, xs, g, begin, 32, acc);
+            else
+                q8_group(t, record, quads, x, xs, g, begin, group, acc);
+            record += 32 * (quads + 1);
+            offset += 32 * (quads + 1);
+        }
+    }
+    for (; begin < k; g++, begin += group) {
+        const size_t length = k - begin < group ? k - begin : group;
+        const size_t quads = pp_q8_quads(length);
+        q8_group(t, record, quads, x, xs, g, begin, k - begin, acc);
+        record += 32 * (quads + 1);
+    }
+#pragma GCC unroll 4
+    for (size_t j = 0; j < t; j++)
+        q8_facc_store(out[j], acc[j]);
+}
+
+/* Stores rows [i0, i0 + 8) of each of t output rows, only those below m. */
+static inline void q8_store_block(size_t t, size_t m, size_t i0, float *y,
+                                  size_t ldy, float (*out)[PP_Q8_BLOCK_ROWS],
+                                  int accumulate) {
+    const size_t rows = m - i0 < PP_Q8_BLOCK_ROWS ? m - i0 : PP_Q8_BLOCK_ROWS;
+    for (size_t j = 0; j < t; j++) {
+        float *yj = y + j * ldy + i0;
+        if (rows == PP_Q8_BLOCK_ROWS && accumulate) {
+            for (size_t r = 0; r < PP_Q8_BLOCK_ROWS; r++)
+                yj[r] += out[j][r];
+        } else if (rows == PP_Q8_BLOCK_ROWS) {
+            for (size_t r = 0; r < PP_Q8_BLOCK_ROWS; r++)
+                yj[r] = out[j][r];
+        } else {
+            for (size_t r = 0; r < rows; r++)
+                yj[r] = accumulate ? yj[r] + out[j][r] : out[j][r];
+        }
+    }
+}
+
+/* Blocks [b0, b1) with activation rows [j0, j0 + t); a constant t lets the
+ * compiler unroll q8_block for it. */
+Q8_INLINE void q8_blocks(size_t t, size_t m, size_t k, size_t group,
+                         const uint8_t *w, size_t b0, size_t b1,
+                         const int8_t *x, size_t ldx, const float *xs,
+                         size_t ldxs, size_t j0, float *y, size_t ldy,
+                         int accumulate, const q8_ahead *ahead) {
+    const size_t block_bytes = pp_q8_block_bytes(k, group);
+    const int8_t *xr[Q8_TILE_ROWS];
+    const float *xsr[Q8_TILE_ROWS];
+    for (size_t j = 0; j < t; j++) {
+        xr[j] = x + (j0 + j) * ldx;
+        xsr[j] = xs + (j0 + j) * ldxs;
+    }
+    for (size_t b = b0; b < b1; b++) {
+        float out[Q8_TILE_ROWS][PP_Q8_BLOCK_ROWS];
+        q8_block(t, k, group, w + b * block_bytes, xr, xsr, ahead,
+                 b * block_bytes, out);
+        q8_store_block(t, m, b * PP_Q8_BLOCK_ROWS, y + j0 * ldy, ldy, out,
+                       accumulate);
     }
 }
 
 /*
- * Loop order: a block of weight rows (Q8_ROW_BLOCK_BYTES) stays in cache
- * while the activation rows pass over it, so the weights are read from
- * memory once per call whatever n is. Groups of 4 activation rows share
- * each weight row. The 1 to 3 activation rows left over (all of GEMV) each
- * share 4 weight rows at a time instead.
+ * Loop order: a chunk of weight blocks (Q8_ROW_CHUNK_BYTES) stays in cache
+ * while the activation rows pass over it, Q8_TILE_ROWS at a time, so the
+ * weights are read from memory once per call whatever n is.
  */
 static void q8_gemm(size_t m, size_t n, size_t k, size_t group,
-                    const int8_t *w, const float *ws, const int8_t *x,
-                    size_t ldx, const float *xs, size_t ldxs, float *y,
-                    size_t ldy, int accumulate, const pp_q8_next *next) {
-    const size_t groups = pp_group_count(k, group);
-    /* Only GEMV prefetches, because prefill (n > 1) rereads cached rows. */
-    const q8_ahead stream = q8_ahead_make(m, k, group, w, ws, next);
-    const q8_ahead *ahead = n == 1 ? &stream : NULL;
-    if (q8_is_short(k, group)) {
-        q8_short_rows(m, n, k, w, ws, x, ldx, xs, ldxs, y, ldy, accumulate,
-                      ahead);
-        return;
-    }
-    size_t row_block = Q8_ROW_BLOCK_BYTES / k / 4 * 4;
-    if (row_block < 4)
-        row_block = 4;
+                    const uint8_t *w, const int8_t *x, size_t ldx,
+                    const float *xs, size_t ldxs, float *y, size_t ldy,
+                    int accumulate, const pp_q8_next *next) {
+    const size_t blocks = (m + PP_Q8_BLOCK_ROWS - 1) / PP_Q8_BLOCK_ROWS;
+    const size_t block_bytes = pp_q8_block_bytes(k, group);
+    size_t chunk = Q8_ROW_CHUNK_BYTES / block_bytes;
+    if (chunk < 1)
+        chunk = 1;
+    /* Only GEMV prefetches: prefill rereads each chunk from cache. */
+    const q8_ahead stream = q8_ahead_make(m, k, group, w, next);
+    const q8_ahead *ahead = n == 1 && Q8_PREFETCH_BYTES > 0 ? &stream : NULL;
 
-    if (k < Q8_PREFETCH_MIN_ROW_BYTES)
-        ahead = NULL;
-
-    for (size_t i0 = 0; i0 < m; i0 += row_block) {
-        const size_t i1 = m - i0 < row_block ? m : i0 + row_block;
-
-        size_t j0 = 0;
-        for (; j0 + 4 <= n; j0 += 4) {
-            const int8_t *xr[4];
-            const float *xsr[4];
-            for (size_t j = 0; j < 4; j++) {
-                xr[j] = x + (j0 + j) * ldx;
-                xsr[j] = xs + (j0 + j) * ldxs;
-            }
-            for (size_t i = i0; i < i1; i++) {
-                float out[4];
-                q8_dot_1x4(k, group, w + i * k, ws + i * groups, xr, xsr,
-                           NULL, 0, out);
-                for (size_t j = 0; j < 4; j++)
-                    q8_store(&y[(j0 + j) * ldy + i], out[j], accumulate);
-            }
-        }
-
-        for (size_t j = j0; j < n; j++) {
-            const int8_t *xj = x + j * ldx;
-            const float *xsj = xs + j * ldxs;
-            float *yj = y + j * ldy;
-            size_t i = i0;
-            for (; i + 4 <= i1; i += 4) {
-                const int8_t *wr[4];
-                const float *wsr[4];
-                for (size_t r = 0; r < 4; r++) {
-                    wr[r] = w + (i + r) * k;
-                    wsr[r] = ws + (i + r) * groups;
-                }
-                float out[4];
-                q8_dot_1x4(k, group, xj, xsj, wr, wsr, ahead, i, out);
-                for (size_t r = 0; r < 4; r++)
-                    q8_store(&yj[i + r], out[r], accumulate);
-            }
-            for (; i < i1; i++)
-                q8_store(&yj[i], q8_dot_1x1(k, group, w + i * k,
-                                            ws + i * groups, xj, xsj),
-                         accumulate);
+    for (size_t b0 = 0; b0 < blocks; b0 += chunk) {
+        const size_t b1 = blocks - b0 < chunk ? blocks : b0 + chunk;
+        size_t j = 0;
+        for (; j + Q8_TILE_ROWS <= n; j += Q8_TILE_ROWS)
+            q8_blocks(Q8_TILE_ROWS, m, k, group, w, b0, b1, x, ldx, xs, ldxs,
+                      j, y, ldy, accumulate, NULL);
+        switch (n - j) {
+        case 0: break;
+        case 1:
+            q8_blocks(1, m, k, group, w, b0, b1, x, ldx, xs, ldxs, j, y, ldy,
+                      accumulate, ahead);
+            break;
+        case 2:
+            q8_blocks(2, m, k, group, w, b0, b1, x, ldx, xs, ldxs, j, y, ldy,
+                      accumulate, NULL);
+            break;
+        default:
+            q8_blocks(3, m, k, group, w, b0, b1, x, ldx, xs, ldxs, j, y, ldy,
+                      accumulate, NULL);
+            break;
         }
     }
 }
 
 void GEMM_Q8_NAME(size_t m, size_t n, size_t k, size_t group,
-                  const int8_t *w, const float *ws, const int8_t *x,
-                  size_t ldx, const float *xs, size_t ldxs, float *y,
-                  size_t ldy, int accumulate) {
-    q8_gemm(m, n, k, group, w, ws, x, ldx, xs, ldxs, y, ldy, accumulate,
-            NULL);
+                  const uint8_t *w, const int8_t *x, size_t ldx,
+                  const float *xs, size_t ldxs, float *y, size_t ldy,
+                  int accumulate) {
+    q8_gemm(m, n, k, group, w, x, ldx, xs, ldxs, y, ldy, accumulate, NULL);
 }
 
-void GEMV_Q8_NAME(size_t m, size_t k, size_t group, const int8_t *w,
-                  const float *ws, const int8_t *x, const float *xs,
-                  float *y, int accumulate, const pp_q8_next *next) {
-    q8_gemm(m, 1, k, group, w, ws, x, k, xs, pp_group_count(k, group), y, m,
+void GEMV_Q8_NAME(size_t m, size_t k, size_t group, const uint8_t *w,
+                  const int8_t *x, const float *xs, float *y, int accumulate,
+                  const pp_q8_next *next) {
+    q8_gemm(m, 1, k, group, w, x, k, xs, pp_group_count(k, group), y, m,
             accumulate, next);
 }
 

@@ -1,18 +1,19 @@
-/* Quantized matrix product with Armv8.0 Advanced SIMD: smull + smlal2 +
- * sadalp. */
+/* Quantized matrix product with Armv8.0 Advanced SIMD: smull, smull2,
+ * addp, sadalp in place of sdot. */
 #include <arm_neon.h>
 
 #include "kernels_simd.h"
 
 /*
- * The int16 lanes of smull + smlal2 hold two products each, at most
- * 2 * 127 * 127 = 32258 in magnitude, so they cannot overflow; sadalp then
- * widens pairs of them into the int32 accumulator.
+ * smull and smull2 give the 16 products as int16 (at most 127 * 127 in
+ * magnitude); addp adds neighbours, 2 products per int16 lane (at most
+ * 32258, no overflow), in the lane order rows 0, 1 (from smull) then 2, 3
+ * (from smull2); sadalp adds neighbouring pairs into the 4 int32 lanes.
  */
 static inline int32x4_t q8_dot16(int32x4_t acc, int8x16_t w, int8x16_t x) {
-    int16x8_t products = vmull_s8(vget_low_s8(w), vget_low_s8(x));
-    products = vmlal_high_s8(products, w, x);
-    return vpadalq_s16(acc, products);
+    const int16x8_t rows01 = vmull_s8(vget_low_s8(w), vget_low_s8(x));
+    const int16x8_t rows23 = vmull_high_s8(w, x);
+    return vpadalq_s16(acc, vpaddq_s16(rows01, rows23));
 }
 
 #define GEMM_Q8_NAME pp_gemm_q8__neon

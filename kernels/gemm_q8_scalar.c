@@ -1,43 +1,57 @@
-/* Quantized matrix product, plain loops: the specification in kernels.h. */
+/* Quantized matrix product, plain loops: the specification in kernels.h,
+ * walking the blocked layout in its storage order. */
 #include "kernels.h"
 
+/* Adds to acc[r] the terms of one block's rows r < 8 with activation row x
+ * (scales xs), group by group. */
+static void block_dot(const uint8_t *block, size_t k, size_t group,
+                      const int8_t *x, const float *xs, float *acc) {
+    const uint8_t *record = block;
+    for (size_t g = 0, begin = 0; begin < k; g++, begin += group) {
+        const size_t length = k - begin < group ? k - begin : group;
+        const size_t quads = pp_q8_quads(length);
+        int32_t isum[PP_Q8_BLOCK_ROWS] = {0};
+        for (size_t quad = 0; quad < quads; quad++) {
+            const uint8_t *run = record + 32 * quad;
+            const size_t c0 = begin + 4 * quad;
+            const size_t width = length - 4 * quad < 4 ? length - 4 * quad : 4;
+            for (size_t r = 0; r < PP_Q8_BLOCK_ROWS; r++)
+                for (size_t e = 0; e < width; e++)
+                    isum[r] += (int32_t)(int8_t)run[4 * r + e] *
+                               (int32_t)x[c0 + e];
+        }
+        const uint8_t *scales = record + 32 * quads;
+        for (size_t r = 0; r < PP_Q8_BLOCK_ROWS; r++) {
+            float scale;
+            __builtin_memcpy(&scale, scales + 4 * r, sizeof scale);
+            acc[r] += (float)isum[r] * (scale * xs[g]);
+        }
+        record = scales + 4 * PP_Q8_BLOCK_ROWS;
+    }
+}
+
 void pp_gemm_q8__scalar(size_t m, size_t n, size_t k, size_t group,
-                        const int8_t *w, const float *ws,
-                        const int8_t *x, size_t ldx,
+                        const uint8_t *w, const int8_t *x, size_t ldx,
                         const float *xs, size_t ldxs,
                         float *y, size_t ldy, int accumulate) {
-    const size_t groups = pp_group_count(k, group);
+    const size_t block_bytes = pp_q8_block_bytes(k, group);
 
     for (size_t j = 0; j < n; j++) {
-        const int8_t *xj = x + j * ldx;
-        const float *xsj = xs + j * ldxs;
-
-        for (size_t i = 0; i < m; i++) {
-            const int8_t *wi = w + i * k;
-            const float *wsi = ws + i * groups;
-            float acc = 0.0f;
-
-            for (size_t g = 0; g < groups; g++) {
-                const size_t begin = g * group;
-                const size_t end = begin + group < k ? begin + group : k;
-                int32_t isum = 0;
-                for (size_t c = begin; c < end; c++)
-                    isum += (int32_t)wi[c] * (int32_t)xj[c];
-                acc += (float)isum * (wsi[g] * xsj[g]);
-            }
-
-            if (accumulate)
-                y[j * ldy + i] += acc;
-            else
-                y[j * ldy + i] = acc;
+        for (size_t i0 = 0; i0 < m; i0 += PP_Q8_BLOCK_ROWS) {
+            float acc[PP_Q8_BLOCK_ROWS] = {0.0f};
+            block_dot(w + i0 / PP_Q8_BLOCK_ROWS * block_bytes, k, group,
+                      x + j * ldx, xs + j * ldxs, acc);
+            float *yj = y + j * ldy + i0;
+            for (size_t r = 0; r < PP_Q8_BLOCK_ROWS && i0 + r < m; r++)
+                yj[r] = accumulate ? yj[r] + acc[r] : acc[r];
         }
     }
 }
 
-void pp_gemv_q8__scalar(size_t m, size_t k, size_t group, const int8_t *w,
-                        const float *ws, const int8_t *x, const float *xs,
-                        float *y, int accumulate, const pp_q8_next *next) {
+void pp_gemv_q8__scalar(size_t m, size_t k, size_t group, const uint8_t *w,
+                        const int8_t *x, const float *xs, float *y,
+                        int accumulate, const pp_q8_next *next) {
     (void)next;
-    pp_gemm_q8__scalar(m, 1, k, group, w, ws, x, k, xs,
-                       pp_group_count(k, group), y, m, accumulate);
+    pp_gemm_q8__scalar(m, 1, k, group, w, x, k, xs, pp_group_count(k, group),
+                       y, m, accumulate);
 }

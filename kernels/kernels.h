@@ -12,10 +12,10 @@
  * ceil(k / group) groups; the last one is shorter when group does not divide
  * k. Value = scale * q.
  *
- * Integer accumulation is exact, so SIMD versions agree with scalar on the
- * int32 group sums bit for bit. How those group sums are combined in float
- * may be reordered by a SIMD version; the tests allow a relative error of
- * 1e-5 there. Float kernels state their tolerance next to their signature.
+ * Integer accumulation is exact, and every variant adds the group terms of
+ * a product in the same order with the same float operations, so gemm_q8
+ * gives the same floats bit for bit on every ISA. Float kernels state their
+ * tolerance next to their signature.
  */
 #ifndef PP_KERNELS_H
 #define PP_KERNELS_H
@@ -29,29 +29,107 @@ static inline size_t pp_group_count(size_t k, size_t group) {
 }
 
 /*
+ * Blocked q8 matrix: the weight layout of every product, chosen so that a
+ * SIMD kernel reads one stream front to back and each int32 lane of a dot
+ * product instruction sums one row, with no horizontal adds.
+ *
+ * Rows go in blocks of 8 (the last block padded with zero rows). A block
+ * holds, for each group g in order, one record:
+ *   quads    ceil(len_g / 4) runs of 32 bytes; run q holds columns
+ *            [g*group + 4q, g*group + 4q + 4) of the block's 8 rows, row r
+ *            at bytes [4r, 4r + 4) (zero past the group's end)
+ *   scales   8 float32, the group's scale for rows 0..7 (0 for padding)
+ * where len_g = group except for a shorter last group. Blocks follow each
+ * other with no gaps; a full group's record is 32 * (ceil(group / 4) + 1)
+ * bytes.
+ */
+#define PP_Q8_BLOCK_ROWS 8
+
+static inline size_t pp_q8_quads(size_t length) { return (length + 3) / 4; }
+
+/* Bytes of a full group's record. */
+static inline size_t pp_q8_record_bytes(size_t group) {
+    return 32 * (pp_q8_quads(group) + 1);
+}
+
+/* Quads in group g of a row of k values. */
+static inline size_t pp_q8_group_quads(size_t k, size_t group, size_t g) {
+    const size_t begin = g * group;
+    return pp_q8_quads(k - begin < group ? k - begin : group);
+}
+
+/* Bytes of one block of 8 rows of k values. */
+static inline size_t pp_q8_block_bytes(size_t k, size_t group) {
+    const size_t groups = pp_group_count(k, group);
+    return (groups - 1) * pp_q8_record_bytes(group) +
+           32 * (pp_q8_group_quads(k, group, groups - 1) + 1);
+}
+
+/* Bytes of a blocked matrix of m rows of k values. */
+static inline size_t pp_q8_matrix_bytes(size_t m, size_t k, size_t group) {
+    return (m + PP_Q8_BLOCK_ROWS - 1) / PP_Q8_BLOCK_ROWS *
+           pp_q8_block_bytes(k, group);
+}
+
+/* Offset of the record of group g in the block that holds row r. */
+static inline size_t pp_q8_record_offset(size_t k, size_t group, size_t r,
+                                         size_t g) {
+    return r / PP_Q8_BLOCK_ROWS * pp_q8_block_bytes(k, group) +
+           g * pp_q8_record_bytes(group);
+}
+
+/* The int8 value of row r, column c of a blocked matrix. */
+static inline int8_t pp_q8_value(const uint8_t *w, size_t k, size_t group,
+                                 size_t r, size_t c) {
+    const size_t g = c / group, in_group = c - g * group;
+    return (int8_t)w[pp_q8_record_offset(k, group, r, g) +
+                     32 * (in_group / 4) + 4 * (r % PP_Q8_BLOCK_ROWS) +
+                     in_group % 4];
+}
+
+/* The scale of row r, group g of a blocked matrix. */
+static inline float pp_q8_scale(const uint8_t *w, size_t k, size_t group,
+                                size_t r, size_t g) {
+    const uint8_t *p = w + pp_q8_record_offset(k, group, r, g) +
+                       32 * pp_q8_group_quads(k, group, g) +
+                       4 * (r % PP_Q8_BLOCK_ROWS);
+    float s;
+    __builtin_memcpy(&s, p, sizeof s);
+    return s;
+}
+
+/*
+ * Writes m rows of k int8 values q (row-major) and their scales s
+ * ([m][ceil(k / group)]) as a blocked matrix of pp_q8_matrix_bytes(m, k,
+ * group) bytes at out, padding included.
+ */
+void pp_q8_pack(size_t m, size_t k, size_t group, const int8_t *q,
+                const float *s, uint8_t *out);
+
+/*
  * Quantized matrix product, weights times activations, over one tile.
- *   y[j*ldy + i]  = or +=  sum_g ws[i*G + g] * xs[j*ldxs + g] * isum(i, j, g)
- *   isum(i, j, g) = sum over c in group g of w[i*k + c] * x[j*ldx + c]   (int32)
- * for rows i < m of the weight block, activation rows j < n, G = ceil(k/group).
- * The float sum runs over g in increasing order, starting from 0.0f, and is
- * then stored (accumulate == 0) or added to y (accumulate != 0).
+ *   y[j*ldy + i]  = or +=  sum_g (float)isum(i, j, g) * (ws(i, g) * xs[j*ldxs + g])
+ *   isum(i, j, g) = sum over c in group g of q(i, c) * x[j*ldx + c]   (int32)
+ * for rows i < m of the blocked weight matrix w (values q, scales ws),
+ * activation rows j < n, and g < ceil(k/group). The float sum runs over g
+ * in increasing order, starting from 0.0f, and is then stored (accumulate
+ * == 0) or added to y (accumulate != 0). Rows of y past m are not touched.
  * Ranges: m, n, k >= 1; 1 <= group; int8 values in [-127, 127] (quantizers
  * never emit -128), so an int32 group sum cannot overflow for group <= 2^16.
+ * The kernel reads no activation byte past x[j*ldx + k - 1].
  */
 typedef void (*pp_gemm_q8_fn)(size_t m, size_t n, size_t k, size_t group,
-                              const int8_t *w, const float *ws,
-                              const int8_t *x, size_t ldx,
+                              const uint8_t *w, const int8_t *x, size_t ldx,
                               const float *xs, size_t ldxs,
                               float *y, size_t ldy, int accumulate);
 
 /*
- * The weights of the product that a caller runs right after this one: m
- * rows of k int8 values at w and their scales at ws, laid out as a q8
- * matrix (or the same rows of one). m == 0 or a NULL pointer to it: none.
+ * The weights of the product that a caller runs right after this one: a
+ * blocked matrix of m rows of k values at w, or whole blocks of one.
+ * m == 0 or a NULL pointer to it: none.
  */
 typedef struct pp_q8_next {
-    const int8_t *w;
-    const float *ws;
+    const uint8_t *w;
     size_t m, k;
 } pp_q8_next;
 
@@ -62,9 +140,9 @@ typedef struct pp_q8_next {
  * The hint never changes a result.
  */
 typedef void (*pp_gemv_q8_fn)(size_t m, size_t k, size_t group,
-                              const int8_t *w, const float *ws,
-                              const int8_t *x, const float *xs, float *y,
-                              int accumulate, const pp_q8_next *next);
+                              const uint8_t *w, const int8_t *x,
+                              const float *xs, float *y, int accumulate,
+                              const pp_q8_next *next);
 
 /*
  * Symmetric int8 quantization of one row of n floats in groups of `group`:
@@ -119,13 +197,12 @@ typedef struct pp_kernels {
 } pp_kernels;
 
 void pp_gemm_q8__scalar(size_t m, size_t n, size_t k, size_t group,
-                        const int8_t *w, const float *ws,
-                        const int8_t *x, size_t ldx,
+                        const uint8_t *w, const int8_t *x, size_t ldx,
                         const float *xs, size_t ldxs,
                         float *y, size_t ldy, int accumulate);
-void pp_gemv_q8__scalar(size_t m, size_t k, size_t group, const int8_t *w,
-                        const float *ws, const int8_t *x, const float *xs,
-                        float *y, int accumulate, const pp_q8_next *next);
+void pp_gemv_q8__scalar(size_t m, size_t k, size_t group, const uint8_t *w,
+                        const int8_t *x, const float *xs, float *y,
+                        int accumulate, const pp_q8_next *next);
 void pp_quantize_q8__scalar(size_t n, size_t group, const float *x,
                             int8_t *q, float *scale);
 void pp_rmsnorm__scalar(size_t n, const float *x, const float *w, float eps,

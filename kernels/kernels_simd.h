@@ -15,13 +15,12 @@
 
 /* AVX2 + FMA. */
 void pp_gemm_q8__avx2(size_t m, size_t n, size_t k, size_t group,
-                      const int8_t *w, const float *ws,
-                      const int8_t *x, size_t ldx,
+                      const uint8_t *w, const int8_t *x, size_t ldx,
                       const float *xs, size_t ldxs,
                       float *y, size_t ldy, int accumulate);
-void pp_gemv_q8__avx2(size_t m, size_t k, size_t group, const int8_t *w,
-                        const float *ws, const int8_t *x, const float *xs,
-                        float *y, int accumulate, const pp_q8_next *next);
+void pp_gemv_q8__avx2(size_t m, size_t k, size_t group, const uint8_t *w,
+                      const int8_t *x, const float *xs, float *y,
+                      int accumulate, const pp_q8_next *next);
 void pp_quantize_q8__avx2(size_t n, size_t group, const float *x,
                           int8_t *q, float *scale);
 void pp_rmsnorm__avx2(size_t n, const float *x, const float *w, float eps,
@@ -35,13 +34,12 @@ void pp_rope__avx2(size_t n_heads, size_t head_dim, const float *cos_sin,
 
 /* AVX512-VNNI with AVX512-VL: vpdpbusd on 256-bit registers. */
 void pp_gemm_q8__vnni(size_t m, size_t n, size_t k, size_t group,
-                      const int8_t *w, const float *ws,
-                      const int8_t *x, size_t ldx,
+                      const uint8_t *w, const int8_t *x, size_t ldx,
                       const float *xs, size_t ldxs,
                       float *y, size_t ldy, int accumulate);
-void pp_gemv_q8__vnni(size_t m, size_t k, size_t group, const int8_t *w,
-                        const float *ws, const int8_t *x, const float *xs,
-                        float *y, int accumulate, const pp_q8_next *next);
+void pp_gemv_q8__vnni(size_t m, size_t k, size_t group, const uint8_t *w,
+                      const int8_t *x, const float *xs, float *y,
+                      int accumulate, const pp_q8_next *next);
 
 /* out[i] = exp(x[i]) with the vector exponential that softmax and swiglu
  * use (error bound in exp_avx2.h). Exposed for the tests. */
@@ -53,13 +51,12 @@ void pp_expf__avx2(size_t n, const float *x, float *out);
 
 /* Armv8.0 Advanced SIMD. */
 void pp_gemm_q8__neon(size_t m, size_t n, size_t k, size_t group,
-                      const int8_t *w, const float *ws,
-                      const int8_t *x, size_t ldx,
+                      const uint8_t *w, const int8_t *x, size_t ldx,
                       const float *xs, size_t ldxs,
                       float *y, size_t ldy, int accumulate);
-void pp_gemv_q8__neon(size_t m, size_t k, size_t group, const int8_t *w,
-                        const float *ws, const int8_t *x, const float *xs,
-                        float *y, int accumulate, const pp_q8_next *next);
+void pp_gemv_q8__neon(size_t m, size_t k, size_t group, const uint8_t *w,
+                      const int8_t *x, const float *xs, float *y,
+                      int accumulate, const pp_q8_next *next);
 void pp_quantize_q8__neon(size_t n, size_t group, const float *x,
                           int8_t *q, float *scale);
 void pp_rmsnorm__neon(size_t n, const float *x, const float *w, float eps,
@@ -73,13 +70,12 @@ void pp_rope__neon(size_t n_heads, size_t head_dim, const float *cos_sin,
 
 /* Armv8.2 dot product (SDOT). */
 void pp_gemm_q8__dotprod(size_t m, size_t n, size_t k, size_t group,
-                         const int8_t *w, const float *ws,
-                         const int8_t *x, size_t ldx,
+                         const uint8_t *w, const int8_t *x, size_t ldx,
                          const float *xs, size_t ldxs,
                          float *y, size_t ldy, int accumulate);
-void pp_gemv_q8__dotprod(size_t m, size_t k, size_t group, const int8_t *w,
-                           const float *ws, const int8_t *x, const float *xs,
-                           float *y, int accumulate, const pp_q8_next *next);
+void pp_gemv_q8__dotprod(size_t m, size_t k, size_t group, const uint8_t *w,
+                         const int8_t *x, const float *xs, float *y,
+                         int accumulate, const pp_q8_next *next);
 
 /* out[i] = exp(x[i]) with the vector exponential that softmax and swiglu
  * use (error bound in exp_neon.h). Exposed for the tests. */

@@ -34,7 +34,7 @@ const char *pp_status_string(pp_status status) {
     case PP_OK: return "success";
     case PP_ERR_INVALID_ARGUMENT: return "invalid argument";
     case PP_ERR_BAD_MAGIC: return "not a pprt model file (bad magic)";
-    case PP_ERR_VERSION: return "unsupported pprt file version";
+    case PP_ERR_VERSION: return "unsupported pprt file version (convert the model again with this pprt)";
     case PP_ERR_TRUNCATED: return "file is truncated";
     case PP_ERR_CORRUPT: return "file is corrupt (inconsistent header, sizes or offsets)";
     case PP_ERR_CHECKSUM: return "checksum mismatch";
@@ -146,6 +146,7 @@ static void allocate_context(pp_context *c, pp_arena *a,
     s->hb2 = pp_arena_alloc(a, n * hidden, F, 64);
     s->xq = pp_arena_alloc(a, n * wide, 1, 64);
     s->xs = pp_arena_alloc(a, n * groups, F, 64);
+    s->embed_block = pp_arena_alloc(a, pp_q8_block_bytes(dim, group), 1, 64);
     s->att_scores = pp_arena_alloc(a, batch * heads * ctx, F, 64);
     s->norms = pp_arena_alloc(a, n, F, 64);
     s->position_score = pp_arena_alloc(a, seq, F, 64);
@@ -335,7 +336,7 @@ static pp_status load_model(pp_context *c, const pp_model_file *file,
     w->classifier_offset = file->info.shared_classifier
                                ? w->embedding_offset
                                : file->section[PP_SECTION_CLASSIFIER].offset;
-    w->vocab_matrix = pp_matrix_geometry(d->vocab_size, d->dim, d->group);
+    w->vocab_bytes = pp_matrix_bytes(d->vocab_size, d->dim, d->group);
     return PP_OK;
 }
 
@@ -421,7 +422,7 @@ void pp_stats_reset(pp_context *c) {
 void pp_tile_part_range(const pp_context *c, int layer, pp_part part, int index,
                         uint64_t *file_offset, uint64_t *bytes) {
     const pp_dims *d = &c->dims;
-    const uint64_t qkv = pp_matrix_geometry(d->head_dim, d->dim, d->group).bytes;
+    const uint64_t qkv = pp_matrix_bytes(d->head_dim, d->dim, d->group);
     size_t tile = (size_t)index;
     uint64_t offset = 0;
 
@@ -431,7 +432,7 @@ void pp_tile_part_range(const pp_context *c, int layer, pp_part part, int index,
         break;
     case PP_PART_O:
         offset = qkv;
-        *bytes = pp_matrix_geometry(d->dim, d->head_dim, d->group).bytes;
+        *bytes = pp_matrix_bytes(d->dim, d->head_dim, d->group);
         break;
     case PP_PART_KV:
         tile += to_size(d->n_heads);
@@ -440,11 +441,11 @@ void pp_tile_part_range(const pp_context *c, int layer, pp_part part, int index,
     case PP_PART_GATE_UP:
     case PP_PART_DOWN: {
         const uint64_t width = pp_mlp_tile_width(d, (uint64_t)index);
-        const uint64_t gate = pp_matrix_geometry(width, d->dim, d->group).bytes;
+        const uint64_t gate = pp_matrix_bytes(width, d->dim, d->group);
         tile += to_size(d->n_heads + d->n_kv_heads);
         offset = part == PP_PART_DOWN ? 2 * gate : 0;
         *bytes = part == PP_PART_DOWN
-                     ? pp_matrix_geometry(d->dim, width, d->group).bytes
+                     ? pp_matrix_bytes(d->dim, width, d->group)
                      : 2 * gate;
         break;
     }

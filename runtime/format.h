@@ -29,11 +29,14 @@
  *                   is the embedding
  *   LAYERS          the tiles
  *
- * A q8 matrix of m rows and k columns with group G is m*k int8 values,
- * row-major, then (at the next 64-byte boundary) m * ceil(k/G) float32
- * scales, row-major; its size is rounded up to 64 bytes. Groups run along
- * the reduction axis and restart at every tile boundary, so a tile's part
- * of the down projection has groups of at most the tile width.
+ * A q8 matrix of m rows and k columns with group G is stored in the
+ * blocked layout of kernels/kernels.h: blocks of 8 rows, each holding, group
+ * by group, the group's values in runs of 4 columns of the 8 rows, then the
+ * group's 8 float32 scales. Its size is rounded up to 64 bytes. Groups run
+ * along the reduction axis and restart at every tile boundary, so a tile's
+ * part of the down projection has groups of at most the tile width.
+ * Version 1 files stored values and scales row-major; they are refused
+ * with a message to convert the model again.
  *
  * Byte-level BPE tokenizer section (GPT-2 style vocabularies: GPT-2,
  * Llama 3, Qwen, SmolLM), all integers little-endian:
@@ -70,8 +73,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels.h"
+
 #define PP_MAGIC "PPRTMODL"
-#define PP_VERSION 1u
+#define PP_VERSION 2u
 #define PP_HEADER_BYTES 256u
 #define PP_MATRIX_ALIGN 64u
 
@@ -144,23 +149,16 @@ enum pp_header_offset {
 #define PP_SECTION_ENTRY_BYTES 24u
 #define PP_SECTION_TABLE_MAX ((PP_H_CRC - PP_H_SECTIONS) / PP_SECTION_ENTRY_BYTES)
 
-/* Geometry of one q8 matrix block. */
-typedef struct pp_matrix_layout {
-    uint64_t scale_offset;  /* from the block start */
-    uint64_t bytes;         /* whole block, a multiple of PP_MATRIX_ALIGN */
-} pp_matrix_layout;
-
 static inline uint64_t pp_align_up(uint64_t value, uint64_t align) {
     return (value + align - 1) / align * align;
 }
 
-static inline pp_matrix_layout pp_matrix_geometry(uint64_t rows, uint64_t cols,
-                                                  uint64_t group) {
-    pp_matrix_layout m;
-    const uint64_t groups = (cols + group - 1) / group;
-    m.scale_offset = pp_align_up(rows * cols, PP_MATRIX_ALIGN);
-    m.bytes = pp_align_up(m.scale_offset + 4 * rows * groups, PP_MATRIX_ALIGN);
-    return m;
+/* Bytes of a q8 matrix in the file, padding included. */
+static inline uint64_t pp_matrix_bytes(uint64_t rows, uint64_t cols,
+                                       uint64_t group) {
+    return pp_align_up(pp_q8_matrix_bytes((size_t)rows, (size_t)cols,
+                                          (size_t)group),
+                       PP_MATRIX_ALIGN);
 }
 
 /* Model dimensions as the tile arithmetic needs them. */
@@ -180,17 +178,17 @@ static inline uint64_t pp_mlp_tile_width(const pp_dims *d, uint64_t t) {
 }
 
 static inline uint64_t pp_head_tile_bytes(const pp_dims *d) {
-    return pp_matrix_geometry(d->head_dim, d->dim, d->group).bytes +
-           pp_matrix_geometry(d->dim, d->head_dim, d->group).bytes;
+    return pp_matrix_bytes(d->head_dim, d->dim, d->group) +
+           pp_matrix_bytes(d->dim, d->head_dim, d->group);
 }
 
 static inline uint64_t pp_kv_tile_bytes(const pp_dims *d) {
-    return 2 * pp_matrix_geometry(d->head_dim, d->dim, d->group).bytes;
+    return 2 * pp_matrix_bytes(d->head_dim, d->dim, d->group);
 }
 
 static inline uint64_t pp_mlp_tile_bytes(const pp_dims *d, uint64_t width) {
-    return 2 * pp_matrix_geometry(width, d->dim, d->group).bytes +
-           pp_matrix_geometry(d->dim, width, d->group).bytes;
+    return 2 * pp_matrix_bytes(width, d->dim, d->group) +
+           pp_matrix_bytes(d->dim, width, d->group);
 }
 
 /* Tiles per layer, in directory order. */

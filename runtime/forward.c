@@ -26,24 +26,25 @@
 
 #include "internal.h"
 
-/* A q8 matrix inside a tile. */
+/* A blocked q8 matrix inside a tile (kernels.h). */
 typedef struct q8_matrix {
-    const int8_t *w;
-    const float *s;
+    const uint8_t *w;
     size_t rows, cols;
 } q8_matrix;
 
-static q8_matrix matrix_at(const uint8_t *base, size_t rows, size_t cols,
-                           size_t group) {
-    const pp_matrix_layout m = pp_matrix_geometry(rows, cols, group);
-    q8_matrix out = {(const int8_t *)base,
-                     (const float *)(const void *)(base + m.scale_offset),
-                     rows, cols};
+static q8_matrix matrix_at(const uint8_t *base, size_t rows, size_t cols) {
+    q8_matrix out = {base, rows, cols};
     return out;
 }
 
 static size_t matrix_bytes(size_t rows, size_t cols, size_t group) {
-    return (size_t)pp_matrix_geometry(rows, cols, group).bytes;
+    return (size_t)pp_matrix_bytes(rows, cols, group);
+}
+
+/* Offset of row `row`, a multiple of PP_Q8_BLOCK_ROWS, in a matrix of rows
+ * of `cols` values. */
+static size_t matrix_rows_offset(size_t row, size_t cols, size_t group) {
+    return row / PP_Q8_BLOCK_ROWS * pp_q8_block_bytes(cols, group);
 }
 
 /* ---- Quantizing activations --------------------------------------------- */
@@ -116,8 +117,8 @@ typedef struct row_jobs {
 
 /* Returns the q8_matrix as the next-product hint of a GEMV kernel. */
 static pp_q8_next next_of(const q8_matrix *m) {
-    return m ? (pp_q8_next){m->w, m->s, m->rows, m->cols}
-             : (pp_q8_next){NULL, NULL, 0, 0};
+    return m ? (pp_q8_next){m->w, m->rows, m->cols}
+             : (pp_q8_next){NULL, 0, 0};
 }
 
 /* Splits `count` items into consecutive runs for the workers: one run on
@@ -141,12 +142,12 @@ static void row_task(void *arg, size_t index) {
         if (r->n == 1) {
             const pp_q8_next next = next_of(i + 1 < end ? &r->jobs[i + 1].m
                                                         : NULL);
-            r->c->kernels.gemv_q8(j->m.rows, j->m.cols, group, j->m.w,
-                                  j->m.s, j->x, j->xs, j->y, 0, &next);
+            r->c->kernels.gemv_q8(j->m.rows, j->m.cols, group, j->m.w, j->x,
+                                  j->xs, j->y, 0, &next);
         } else {
             r->c->kernels.gemm_q8(j->m.rows, r->n, j->m.cols, group, j->m.w,
-                                  j->m.s, j->x, r->ldx, j->xs, r->ldxs, j->y,
-                                  j->ldy, 0);
+                                  j->x, r->ldx, j->xs, r->ldxs, j->y, j->ldy,
+                                  0);
         }
     }
 }
@@ -234,27 +235,25 @@ static void column_task(void *arg, size_t index) {
     for (size_t u = 0; u < job->n_units; u++) {
         const column_unit *unit = &job->units[u];
         const size_t width = unit->m.cols;
-        const size_t groups = pp_group_count(width, group);
         const int8_t *x = job->c->scratch.xq + unit->x_offset;
         const float *xs = job->c->scratch.xs + unit->xs_offset;
-        const int8_t *w = unit->m.w + begin * width;
-        const float *ws = unit->m.s + begin * groups;
+        /* begin is a whole number of blocks: see run_columns. */
+        const uint8_t *w = unit->m.w + matrix_rows_offset(begin, width, group);
         if (job->n == 1) {
             /* The next unit's rows of this task lie elsewhere in memory. */
-            pp_q8_next next = {NULL, NULL, 0, 0};
+            pp_q8_next next = {NULL, 0, 0};
             if (u + 1 < job->n_units) {
                 const q8_matrix *after = &job->units[u + 1].m;
                 next = (pp_q8_next){
-                    after->w + begin * after->cols,
-                    after->s + begin * pp_group_count(after->cols, group),
+                    after->w + matrix_rows_offset(begin, after->cols, group),
                     end - begin, after->cols};
             }
-            job->c->kernels.gemv_q8(end - begin, width, group, w, ws, x, xs,
+            job->c->kernels.gemv_q8(end - begin, width, group, w, x, xs,
                                     job->y + begin, 1, &next);
         } else {
-            job->c->kernels.gemm_q8(end - begin, job->n, width, group, w, ws,
-                                    x, job->ldx, xs, job->ldxs,
-                                    job->y + begin, job->rows, 1);
+            job->c->kernels.gemm_q8(end - begin, job->n, width, group, w, x,
+                                    job->ldx, xs, job->ldxs, job->y + begin,
+                                    job->rows, 1);
         }
     }
 }
@@ -263,10 +262,9 @@ static void run_columns(pp_context *c, const column_unit *units, size_t n_units,
                         size_t n, size_t ldx, size_t ldxs, float *y, int zero) {
     const size_t rows = (size_t)c->info.dim;
     column_job job = {c, units, n_units, n, ldx, ldxs, rows, 0, y, zero};
-    /* At least 8 rows per task: the kernels take 8 short rows at a time. */
-    job.rows_per_task = items_per_task(c, rows);
-    if (job.rows_per_task < 8)
-        job.rows_per_task = 8;
+    /* Tasks split the rows at block boundaries of the blocked layout. */
+    const size_t blocks = (rows + PP_Q8_BLOCK_ROWS - 1) / PP_Q8_BLOCK_ROWS;
+    job.rows_per_task = items_per_task(c, blocks) * PP_Q8_BLOCK_ROWS;
     pp_parallel_heavy(c, (rows + job.rows_per_task - 1) / job.rows_per_task,
                       column_task, &job);
 }
@@ -335,14 +333,14 @@ void pp_attention_qkv(pp_context *c, int layer, const float *input, int n,
         const uint8_t *tile = row_part(c, &b, layer, PP_PART_Q, h);
         if (!tile)
             return;
-        row_batch_add(&b, matrix_at(tile, hd, dim, group), q + (size_t)h * hd, dim);
+        row_batch_add(&b, matrix_at(tile, hd, dim), q + (size_t)h * hd, dim);
     }
     for (int h = 0; h < c->info.n_kv_heads; h++) {
         const uint8_t *tile = row_part(c, &b, layer, PP_PART_KV, h);
         if (!tile)
             return;
-        row_batch_add(&b, matrix_at(tile, hd, dim, group), k + (size_t)h * hd, kv_dim);
-        row_batch_add(&b, matrix_at(tile + qkv_bytes, hd, dim, group),
+        row_batch_add(&b, matrix_at(tile, hd, dim), k + (size_t)h * hd, kv_dim);
+        row_batch_add(&b, matrix_at(tile + qkv_bytes, hd, dim),
                       v + (size_t)h * hd, kv_dim);
     }
     row_batch_flush(c, &b);
@@ -448,7 +446,7 @@ void pp_attention_block(pp_context *c, int layer, int n_seq, int n_tok,
         const uint8_t *o = column_part(c, &b, layer, PP_PART_O, h);
         if (!o)
             return;
-        b.units[b.count++] = (column_unit){matrix_at(o, dim, hd, group),
+        b.units[b.count++] = (column_unit){matrix_at(o, dim, hd),
                                            (size_t)h * hd, (size_t)h * head_groups};
     }
     column_batch_flush(c, &b);
@@ -516,10 +514,10 @@ void pp_mlp_gate_up(pp_context *c, int layer, const float *input, int n,
         if (!tile)
             return;
         const size_t begin = t * (size_t)c->info.tile;
-        row_batch_add(&b, matrix_at(tile, width, dim, group), c->scratch.hb + begin,
+        row_batch_add(&b, matrix_at(tile, width, dim), c->scratch.hb + begin,
                       hidden);
         row_batch_add(&b,
-                      matrix_at(tile + matrix_bytes(width, dim, group), width, dim, group),
+                      matrix_at(tile + matrix_bytes(width, dim, group), width, dim),
                       c->scratch.hb2 + begin, hidden);
     }
     row_batch_flush(c, &b);
@@ -550,7 +548,7 @@ static void mlp_block(pp_context *c, int layer, int n_seq, int n_tok) {
         const uint8_t *down = column_part(c, &b, layer, PP_PART_DOWN, (int)t);
         if (!down)
             return;
-        b.units[b.count++] = (column_unit){matrix_at(down, dim, width, group),
+        b.units[b.count++] = (column_unit){matrix_at(down, dim, width),
                                            t * tile, t * tile_groups};
     }
     column_batch_flush(c, &b);
@@ -593,70 +591,61 @@ static void accumulate_calibration(pp_context *c, const float *act, size_t width
 
 /* ---- The pass ------------------------------------------------------------ */
 
-/* Dequantizes each token's embedding row into scratch.x; a read source
- * reads the row (and its scales) into scratch.xq / xs first. */
+/* Dequantizes each token's embedding row into scratch.x. A read source
+ * reads the 8-row block that holds the row into scratch.embed_block. */
 static void embed(pp_context *c, const int32_t *tokens, size_t n) {
     const size_t dim = (size_t)c->info.dim, group = (size_t)c->info.group;
-    const size_t groups = pp_group_count(dim, group);
+    const size_t block_bytes = pp_q8_block_bytes(dim, group);
     const uint64_t base = c->weights.embedding_offset;
-    const uint64_t scales = base + c->weights.vocab_matrix.scale_offset;
 
     for (size_t j = 0; j < n; j++) {
         const size_t row = (size_t)tokens[j];
-        const int8_t *q;
-        const float *scale;
+        const uint64_t at = base + row / PP_Q8_BLOCK_ROWS * block_bytes;
+        const uint8_t *block;
         if (c->weights.data) {
-            q = (const int8_t *)(c->weights.data + base) + row * dim;
-            scale = (const float *)(const void *)(c->weights.data + scales) +
-                    row * groups;
+            block = c->weights.data + at;
         } else {
-            pp_status st = pp_read_weights(c, base + row * dim, c->scratch.xq, dim);
-            if (st == PP_OK)
-                st = pp_read_weights(c, scales + 4 * row * groups, c->scratch.xs,
-                                     4 * groups);
+            const pp_status st = pp_read_weights(c, at, c->scratch.embed_block,
+                                                 block_bytes);
             if (st != PP_OK) {
                 c->io_status = st;
                 return;
             }
-            c->cache.backing_bytes += dim + 4 * groups;
-            q = c->scratch.xq;
-            scale = c->scratch.xs;
+            c->cache.backing_bytes += block_bytes;
+            block = c->scratch.embed_block;
         }
+        /* The row's place in its block is row % 8. */
+        const size_t r = row % PP_Q8_BLOCK_ROWS;
         float *x = c->scratch.x + j * dim;
         for (size_t i = 0; i < dim; i++)
-            x[i] = (float)q[i] * scale[i / group];
+            x[i] = (float)pp_q8_value(block, dim, group, r, i) *
+                   pp_q8_scale(block, dim, group, r, i / group);
     }
-    const uint64_t row_bytes = dim + 4 * groups;
+    /* Counted as the row's own bytes, as a row-major layout would hold it. */
+    const uint64_t row_bytes = dim + 4 * pp_group_count(dim, group);
     c->stats.weight_bytes_read += n * row_bytes;
     c->stats.weight_bytes_dense += n * row_bytes;
 }
 
-/* A block of classifier rows: in place in the file, or through the cache
- * (int8 rows, then their scales at a fixed offset in the slot). */
+/* A block of classifier rows from row r0 (a multiple of the pool's block
+ * rows): in place in the file, or through the cache. */
 static const uint8_t *classifier_block(pp_context *c, row_batch *b, size_t r0,
-                                       size_t rows, const float **scales) {
-    const size_t dim = (size_t)c->info.dim;
-    const size_t groups = pp_group_count(dim, (size_t)c->info.group);
-    const uint64_t base = c->weights.classifier_offset;
-    const uint64_t scale_base = base + c->weights.vocab_matrix.scale_offset;
+                                       size_t rows) {
+    const size_t dim = (size_t)c->info.dim, group = (size_t)c->info.group;
+    const uint64_t at = c->weights.classifier_offset +
+                        r0 / PP_Q8_BLOCK_ROWS * pp_q8_block_bytes(dim, group);
 
-    if (c->weights.data) {
-        *scales = (const float *)(const void *)(c->weights.data + scale_base) +
-                  r0 * groups;
-        return c->weights.data + base + r0 * dim;
-    }
-    const size_t at = (size_t)pp_align_up(pp_classifier_block_rows() * dim, 64);
-    const pp_cache_span spans[2] = {{base + r0 * dim, rows * dim, 0},
-                                    {scale_base + 4 * r0 * groups, 4 * rows * groups, at}};
+    if (c->weights.data)
+        return c->weights.data + at;
+    const pp_cache_span span = {at, pp_q8_matrix_bytes(rows, dim, group), 0};
     const int32_t item = (int32_t)(r0 / pp_classifier_block_rows());
-    const uint8_t *p = pp_cache_get(c, PP_POOL_CLASSIFIER, item, spans, 2);
+    const uint8_t *p = pp_cache_get(c, PP_POOL_CLASSIFIER, item, &span, 1);
     if (!p && c->io_status == PP_OK) {
         row_batch_flush(c, b);
-        p = pp_cache_get(c, PP_POOL_CLASSIFIER, item, spans, 2);
+        p = pp_cache_get(c, PP_POOL_CLASSIFIER, item, &span, 1);
         if (!p && c->io_status == PP_OK)
             c->io_status = PP_ERR_CAPACITY;
     }
-    *scales = p ? (const float *)(const void *)(p + at) : NULL;
     return p;
 }
 
@@ -679,17 +668,16 @@ static void classify(pp_context *c, size_t n, size_t first, size_t stride,
     row_batch b = {{c, c->scratch.jobs, rows, dim, ldxs, 0, 0}, 0};
     for (size_t r = 0; r < vocab; r += block) {
         const size_t len = vocab - r < block ? vocab - r : block;
-        const float *scales;
-        const uint8_t *w = classifier_block(c, &b, r, len, &scales);
+        const uint8_t *w = classifier_block(c, &b, r, len);
         if (!w)
             return;
-        const q8_matrix part = {(const int8_t *)w, scales, len, dim};
+        const q8_matrix part = {w, len, dim};
         row_batch_add(&b, part, logits + r, vocab);
     }
     row_batch_flush(c, &b);
 
-    c->stats.weight_bytes_read += c->weights.vocab_matrix.bytes;
-    c->stats.weight_bytes_dense += c->weights.vocab_matrix.bytes;
+    c->stats.weight_bytes_read += c->weights.vocab_bytes;
+    c->stats.weight_bytes_dense += c->weights.vocab_bytes;
     c->stats.macs_dense += (uint64_t)rows * vocab * dim;
     c->stats.macs_run += (uint64_t)rows * vocab * dim;
 }

@@ -24,7 +24,7 @@ typedef struct pp_weights {
     uint64_t head_bytes, kv_bytes;
     uint64_t *mlp_bytes;        /* [mlp tiles] */
     uint64_t embedding_offset, classifier_offset;
-    pp_matrix_layout vocab_matrix;  /* embedding and classifier geometry */
+    uint64_t vocab_bytes;  /* of the embedding and of the classifier */
     uint64_t layer_bytes;       /* all tiles of one layer */
 } pp_weights;
 
@@ -153,6 +153,8 @@ typedef struct pp_scratch {
     float *hb, *hb2; /* [N][hidden] gate and up outputs */
     int8_t *xq;      /* [N][max(dim, hidden)] quantized activations */
     float *xs;       /* [N][max groups per row] their scales */
+    uint8_t *embed_block;  /* one 8-row block of the embedding, read from a
+                              read source */
     float *att_scores; /* [n_threads][max_context] */
     float *norms;    /* [N] token norms for probe selection */
     float *position_score; /* [max_tokens] */

@@ -190,7 +190,7 @@ static pp_status check_section_sizes(pp_model_file *file) {
     const pp_dims *d = &file->dims;
     const pp_section *s = file->section;
     const uint64_t vocab_bytes =
-        pp_matrix_geometry(d->vocab_size, d->dim, d->group).bytes;
+        pp_matrix_bytes(d->vocab_size, d->dim, d->group);
 
     if (!s[PP_SECTION_TOKENIZER].present || !s[PP_SECTION_NORMS].present ||
         !s[PP_SECTION_CHANNEL_STATS].present ||

@@ -143,10 +143,6 @@ static uint64_t add_columns(const pp_context *c, const uint8_t *part,
                             size_t width, const double *values,
                             const uint8_t *mask, double sign, double *out) {
     const size_t dim = (size_t)c->info.dim, group = (size_t)c->info.group;
-    const pp_matrix_layout layout = pp_matrix_geometry(dim, width, group);
-    const int8_t *w = (const int8_t *)part;
-    const float *scale = (const float *)(const void *)(part + layout.scale_offset);
-    const size_t groups = pp_group_count(width, group);
     uint64_t macs = 0;
 
     for (size_t i = 0; i < width; i++) {
@@ -154,7 +150,8 @@ static uint64_t add_columns(const pp_context *c, const uint8_t *part,
             continue;
         const double v = sign * values[i];
         for (size_t d = 0; d < dim; d++)
-            out[d] += (double)w[d * width + i] * scale[d * groups + i / group] * v;
+            out[d] += (double)pp_q8_value(part, width, group, d, i) *
+                      pp_q8_scale(part, width, group, d, i / group) * v;
         macs += dim;
     }
     return macs;

@@ -192,7 +192,6 @@ static void select_flap(pp_context *c) {
 static pp_status compute_bias(pp_context *c) {
     const size_t dim = (size_t)c->info.dim, hd = (size_t)c->info.head_dim;
     const size_t hidden = (size_t)c->info.hidden_dim, group = (size_t)c->info.group;
-    const pp_matrix_layout o_layout = pp_matrix_geometry(dim, hd, group);
 
     for (int l = 0; l < c->info.n_layers; l++) {
         float *attn_bias = c->pruning.attn_bias + (size_t)l * dim;
@@ -207,16 +206,14 @@ static pp_status compute_bias(pp_context *c) {
             pp_cache_unpin(c);
             if (!o)
                 return c->io_status != PP_OK ? c->io_status : PP_ERR_CAPACITY;
-            const int8_t *w = (const int8_t *)o;
-            const float *s = (const float *)(const void *)(o + o_layout.scale_offset);
-            const size_t groups = pp_group_count(hd, group);
             for (size_t d = 0; d < dim; d++) {
                 double acc = 0.0;
                 for (size_t i = 0; i < hd; i++) {
                     const size_t ch = (size_t)h * hd + i;
                     const double mean = channel_mean(
                         c, &c->calibration.attn_sum[(size_t)l * dim + ch]);
-                    acc += (double)w[d * hd + i] * s[d * groups + i / group] * mean;
+                    acc += (double)pp_q8_value(o, hd, group, d, i) *
+                           pp_q8_scale(o, hd, group, d, i / group) * mean;
                 }
                 attn_bias[d] += (float)acc;
             }
@@ -226,7 +223,6 @@ static pp_status compute_bias(pp_context *c) {
         for (size_t t = 0; t < tiles; t++) {
             const size_t width = (size_t)pp_mlp_tile_width(&c->dims, t);
             const size_t begin = t * (size_t)c->info.tile;
-            const pp_matrix_layout dn = pp_matrix_geometry(dim, width, group);
             int all_kept = 1;
             for (size_t i = 0; i < width; i++)
                 all_kept &= c->pruning.channel_kept[(size_t)l * hidden + begin + i];
@@ -236,9 +232,6 @@ static pp_status compute_bias(pp_context *c) {
             pp_cache_unpin(c);
             if (!down)
                 return c->io_status != PP_OK ? c->io_status : PP_ERR_CAPACITY;
-            const int8_t *w = (const int8_t *)down;
-            const float *s = (const float *)(const void *)(down + dn.scale_offset);
-            const size_t groups = pp_group_count(width, group);
             for (size_t i = 0; i < width; i++) {
                 const size_t j = begin + i;
                 if (c->pruning.channel_kept[(size_t)l * hidden + j])
@@ -246,8 +239,9 @@ static pp_status compute_bias(pp_context *c) {
                 const double mean =
                     channel_mean(c, &c->calibration.mlp_sum[(size_t)l * hidden + j]);
                 for (size_t d = 0; d < dim; d++)
-                    mlp_bias[d] += (float)((double)w[d * width + i] *
-                                           s[d * groups + i / group] * mean);
+                    mlp_bias[d] += (float)((double)pp_q8_value(down, width, group, d, i) *
+                                           pp_q8_scale(down, width, group, d, i / group) *
+                                           mean);
             }
         }
     }

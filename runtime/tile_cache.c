@@ -42,19 +42,19 @@
 /* Bytes of one item of each pool (the largest, for MLP tiles). */
 static uint64_t pool_item_bytes(const pp_context *c, int pool) {
     const pp_dims *d = &c->dims;
-    const uint64_t qkv = pp_matrix_geometry(d->head_dim, d->dim, d->group).bytes;
+    const uint64_t qkv = pp_matrix_bytes(d->head_dim, d->dim, d->group);
     switch (pool) {
     case PP_POOL_Q: return qkv;
-    case PP_POOL_O: return pp_matrix_geometry(d->dim, d->head_dim, d->group).bytes;
+    case PP_POOL_O: return pp_matrix_bytes(d->dim, d->head_dim, d->group);
     case PP_POOL_KV: return 2 * qkv;
-    case PP_POOL_GATE_UP: return 2 * pp_matrix_geometry(d->tile, d->dim, d->group).bytes;
-    case PP_POOL_DOWN: return pp_matrix_geometry(d->dim, d->tile, d->group).bytes;
+    case PP_POOL_GATE_UP: return 2 * pp_matrix_bytes(d->tile, d->dim, d->group);
+    case PP_POOL_DOWN: return pp_matrix_bytes(d->dim, d->tile, d->group);
     default: {
         const uint64_t rows = CLASSIFIER_BLOCK_ROWS < d->vocab_size
                                   ? CLASSIFIER_BLOCK_ROWS
                                   : d->vocab_size;
-        return pp_align_up(rows * d->dim, 64) +
-               4 * rows * pp_group_count((size_t)d->dim, (size_t)d->group);
+        return pp_q8_matrix_bytes((size_t)rows, (size_t)d->dim,
+                                  (size_t)d->group);
     }
     }
 }

@@ -580,7 +580,7 @@ static void real_budget_bytes_and_threads(void) {
 
         const uint64_t dim = (uint64_t)info->dim, hd = (uint64_t)info->head_dim;
         const uint64_t group = (uint64_t)info->group;
-        const uint64_t o_bytes = pp_matrix_geometry(dim, hd, group).bytes;
+        const uint64_t o_bytes = pp_matrix_bytes(dim, hd, group);
         uint64_t removed = 0, uniform = 0, skipped_bytes = 0;
         uint8_t heads[64], channels[1024];
         for (int l = cfg.skip_layers; l < info->n_layers; l++) {
@@ -598,7 +598,7 @@ static void real_budget_bytes_and_threads(void) {
                 if (channels[begin])
                     continue;
                 removed += 3 * dim * (uint64_t)width;
-                skipped_bytes += pp_matrix_geometry(dim, (uint64_t)width, group).bytes;
+                skipped_bytes += pp_matrix_bytes(dim, (uint64_t)width, group);
             }
             uniform += (uint64_t)pp_heads_to_prune(ctx, pp_layer_ratio(ctx)) * 2 * dim * hd +
                        (uint64_t)pp_channels_to_prune(ctx, pp_layer_ratio(ctx)) * 3 * dim;

@@ -91,10 +91,13 @@ static void mark_skipped(void) {
 
 /* ---- gemm_q8 ------------------------------------------------------------ */
 
+/* Weights row-major (w, ws) for the reference sums, and blocked (packed)
+ * for the kernels; gemm_pack writes the second from the first. */
 typedef struct gemm_buffers {
     size_t m, n, k, group, groups, ldx, ldxs, ldy;
     int8_t *w, *x;
     float *ws, *xs, *y, *y0;
+    uint8_t *packed;
 } gemm_buffers;
 
 static void gemm_free(gemm_buffers *b) {
@@ -104,6 +107,11 @@ static void gemm_free(gemm_buffers *b) {
     free(b->xs);
     free(b->y);
     free(b->y0);
+    free(b->packed);
+}
+
+static void gemm_pack(gemm_buffers *b) {
+    pp_q8_pack(b->m, b->k, b->group, b->w, b->ws, b->packed);
 }
 
 /* Allocates operands with padded strides; returns 0 on allocation failure. */
@@ -124,7 +132,8 @@ static int gemm_alloc(gemm_buffers *b, size_t m, size_t n, size_t k,
     b->xs = malloc(n * b->ldxs * sizeof(float));
     b->y = malloc(n * b->ldy * sizeof(float));
     b->y0 = malloc(n * b->ldy * sizeof(float));
-    if (!b->w || !b->x || !b->ws || !b->xs || !b->y || !b->y0) {
+    b->packed = malloc(pp_q8_matrix_bytes(m, k, group));
+    if (!b->w || !b->x || !b->ws || !b->xs || !b->y || !b->y0 || !b->packed) {
         gemm_free(b);
         return 0;
     }
@@ -153,7 +162,8 @@ static int32_t group_isum(const gemm_buffers *b, size_t i, size_t j,
  * Runs `gemm` on random operands and compares every output with the double
  * sum of the exact group terms isum * (float)(ws * xs): the error must be
  * within 1e-5 of the sum of |terms| (plus |y0| when accumulating). Padding
- * between rows of y must stay untouched.
+ * between rows of y must stay untouched, and every variant must give the
+ * scalar kernel's floats bit for bit.
  */
 static void check_gemm_case(pp_gemm_q8_fn gemm, const char *isa, size_t m,
                             size_t n, size_t k, size_t group, int accumulate,
@@ -167,12 +177,25 @@ static void check_gemm_case(pp_gemm_q8_fn gemm, const char *isa, size_t m,
     fill_q8(b.x, n * b.ldx, fill == FILL_MAX ? FILL_MAX : FILL_RANDOM);
     fill_scales(b.ws, m * b.groups);
     fill_scales(b.xs, n * b.ldxs);
+    gemm_pack(&b);
     for (size_t i = 0; i < n * b.ldy; i++)
         b.y0[i] = rng_float(-4.0f, 4.0f);
     memcpy(b.y, b.y0, n * b.ldy * sizeof(float));
 
-    gemm(m, n, k, group, b.w, b.ws, b.x, b.ldx, b.xs, b.ldxs, b.y, b.ldy,
+    gemm(m, n, k, group, b.packed, b.x, b.ldx, b.xs, b.ldxs, b.y, b.ldy,
          accumulate);
+
+    float *scalar = malloc(n * b.ldy * sizeof(float));
+    if (scalar) {
+        memcpy(scalar, b.y0, n * b.ldy * sizeof(float));
+        pp_gemm_q8__scalar(m, n, k, group, b.packed, b.x, b.ldx, b.xs,
+                           b.ldxs, scalar, b.ldy, accumulate);
+        CHECKF(memcmp(scalar, b.y, n * b.ldy * sizeof(float)) == 0,
+               "%s gemm m=%zu n=%zu k=%zu group=%zu accumulate=%d fill=%d "
+               "differs from scalar in some bits",
+               isa, m, n, k, group, accumulate, (int)fill);
+        free(scalar);
+    }
 
     double worst = 0.0;
     size_t worst_i = 0, worst_j = 0;
@@ -320,8 +343,9 @@ static void check_group_sums_exact(size_t k, size_t group, q8_fill fill) {
             continue;
         for (size_t i = 0; i < m * b.groups; i++)
             b.ws[i] = (i % b.groups == g0) ? 1.0f : 0.0f;
+        gemm_pack(&b);
 
-        variant.gemm_q8(m, n, k, group, b.w, b.ws, b.x, b.ldx, b.xs, b.ldxs,
+        variant.gemm_q8(m, n, k, group, b.packed, b.x, b.ldx, b.xs, b.ldxs,
                         b.y, b.ldy, 0);
 
         for (size_t j = 0; j < n; j++) {
@@ -353,8 +377,8 @@ static void test_gemm_group_sums_exact(void) {
 }
 
 /* Column products (a tile's down columns, a head's o columns) have many
- * short rows. The SIMD kernels take 8 (AVX2) or 4 (NEON) of them at a time,
- * so the cases leave a remainder of rows. The group sums must stay exact. */
+ * short rows, in blocks of 8; the cases leave a partial last block. The
+ * group sums must stay exact. */
 static void test_gemm_short_rows(void) {
     const size_t ks[] = {16, 32, 64, 48, 96};
     const size_t ms[] = {8, 64 + 7, 512};
@@ -371,9 +395,9 @@ static void test_gemm_short_rows(void) {
 
 /*
  * gemv_q8 is gemm_q8 with one activation row, bit for bit, whatever its
- * next-product hint: none, a separate matrix, or the rows right after its
- * own (where the prefetch runs on through the end). The hint matrix must
- * stay unchanged.
+ * next-product hint: none, a separate matrix, or the blocks right after
+ * its own (where the prefetch runs on through the end). The hint matrix
+ * must stay unchanged.
  */
 static void check_gemv_case(const pp_kernels *k, size_t m, size_t cols,
                             size_t group, int accumulate) {
@@ -389,30 +413,36 @@ static void check_gemv_case(const pp_kernels *k, size_t m, size_t cols,
     fill_scales(b.ws, 2 * m * b.groups);
     fill_scales(b.xs, b.ldxs);
     fill_scales(other.ws, (m + 3) * other.groups);
+    gemm_pack(&b);
+    gemm_pack(&other);
     for (size_t i = 0; i < m; i++)
         b.y0[i] = rng_float(-4.0f, 4.0f);
 
+    /* The gemv covers the first m rows of b's 2m; the blocks after those
+     * rows hold the rest. */
     float *expected = b.y + m;  /* b.y has room for 2m + 5 floats */
     memcpy(expected, b.y0, m * sizeof(float));
-    k->gemm_q8(m, 1, cols, group, b.w, b.ws, b.x, b.ldx, b.xs, b.ldxs,
+    k->gemm_q8(m, 1, cols, group, b.packed, b.x, b.ldx, b.xs, b.ldxs,
                expected, m, accumulate);
 
+    const size_t own_blocks = (m + PP_Q8_BLOCK_ROWS - 1) / PP_Q8_BLOCK_ROWS;
     const pp_q8_next hints[] = {
-        {NULL, NULL, 0, 0},
-        {other.w, other.ws, m + 3, cols},
-        {b.w + m * cols, b.ws + m * b.groups, m, cols},
+        {NULL, 0, 0},
+        {other.packed, m + 3, cols},
+        {b.packed + own_blocks * pp_q8_block_bytes(cols, group),
+         2 * m - own_blocks * PP_Q8_BLOCK_ROWS, cols},
     };
-    const int8_t first = other.w[0];
+    const uint8_t first = other.packed[0];
     for (size_t h = 0; h < 4; h++) {
         memcpy(b.y, b.y0, m * sizeof(float));
-        k->gemv_q8(m, cols, group, b.w, b.ws, b.x, b.xs, b.y, accumulate,
+        k->gemv_q8(m, cols, group, b.packed, b.x, b.xs, b.y, accumulate,
                    h < 3 ? &hints[h] : NULL);
         CHECKF(memcmp(b.y, expected, m * sizeof(float)) == 0,
                "%s gemv m=%zu k=%zu group=%zu accumulate=%d hint %zu "
                "differs from gemm with n = 1",
                k->isa, m, cols, group, accumulate, h);
     }
-    CHECK(other.w[0] == first);
+    CHECK(other.packed[0] == first);
     gemm_free(&b);
     gemm_free(&other);
 }
@@ -1091,8 +1121,10 @@ static void gemm_task(void *arg, size_t index) {
     const size_t begin = index * job->rows_per_task;
     const size_t rows = b->m - begin < job->rows_per_task ? b->m - begin
                                                           : job->rows_per_task;
-    job->gemm(rows, b->n, b->k, b->group, b->w + begin * b->k,
-              b->ws + begin * b->groups, b->x, b->ldx, b->xs, b->ldxs,
+    /* begin is a multiple of the 8 rows of a block. */
+    job->gemm(rows, b->n, b->k, b->group,
+              b->packed + begin / PP_Q8_BLOCK_ROWS * pp_q8_block_bytes(b->k, b->group),
+              b->x, b->ldx, b->xs, b->ldxs,
               job->y + begin, b->ldy, 0);
 }
 
@@ -1106,15 +1138,16 @@ static void test_gemm_on_pool_identical(void) {
     fill_q8(b.x, b.n * b.ldx, FILL_RANDOM);
     fill_scales(b.ws, b.m * b.groups);
     fill_scales(b.xs, b.n * b.ldxs);
+    gemm_pack(&b);
     memset(b.y, 0, b.n * b.ldy * sizeof(float));
     memset(b.y0, 0, b.n * b.ldy * sizeof(float));
-    variant.gemm_q8(b.m, b.n, b.k, b.group, b.w, b.ws, b.x, b.ldx, b.xs,
+    variant.gemm_q8(b.m, b.n, b.k, b.group, b.packed, b.x, b.ldx, b.xs,
                     b.ldxs, b.y0, b.ldy, 0);
 
     pp_pool *pool = NULL;
     CHECK(pp_pool_create(&pool, 3) == 0);
-    gemm_job job = {variant.gemm_q8, &b, b.y, 5};
-    pp_pool_run(pool, (b.m + 4) / 5, gemm_task, &job);
+    gemm_job job = {variant.gemm_q8, &b, b.y, 8};
+    pp_pool_run(pool, (b.m + 7) / 8, gemm_task, &job);
     CHECKF(memcmp(b.y, b.y0, b.n * b.ldy * sizeof(float)) == 0,
            "%s gemm split over the pool differs from one call", variant.isa);
     pp_pool_destroy(pool);

@@ -447,7 +447,8 @@ static void test_header_fields_rejected(void) {
     const field_case cases[] = {
         {"magic PPRTMODM", PP_H_MAGIC + 4, 0x4D444F4Du, PP_ERR_BAD_MAGIC},
         {"version 0", PP_H_VERSION, 0, PP_ERR_VERSION},
-        {"version 2", PP_H_VERSION, 2, PP_ERR_VERSION},
+        {"version 1 (row-major weights)", PP_H_VERSION, 1, PP_ERR_VERSION},
+        {"version 3", PP_H_VERSION, 3, PP_ERR_VERSION},
         {"header size 512", PP_H_HEADER_BYTES, 512, PP_ERR_CORRUPT},
         {"dim 0", PP_H_DIM, 0, PP_ERR_CORRUPT},
         {"dim 2^31", PP_H_DIM, 1u << 31, PP_ERR_CORRUPT},
@@ -476,7 +477,9 @@ static void test_header_fields_rejected(void) {
         {"vocab 0", PP_H_VOCAB_SIZE, 0, PP_ERR_CORRUPT},
         {"vocab 2^30", PP_H_VOCAB_SIZE, 1u << 30, PP_ERR_CORRUPT},
         {"vocab 0xFFFFFFFF", PP_H_VOCAB_SIZE, 0xFFFFFFFFu, PP_ERR_CORRUPT},
-        {"vocab 511, sections sized for 512", PP_H_VOCAB_SIZE, 511,
+        /* 504 rows are one 8-row block fewer than 512; 511 would round up
+         * to the same section size. */
+        {"vocab 504, sections sized for 512", PP_H_VOCAB_SIZE, 504,
          PP_ERR_CORRUPT},
         {"max_seq_len 0", PP_H_MAX_SEQ_LEN, 0, PP_ERR_CORRUPT},
         {"max_seq_len 2^21", PP_H_MAX_SEQ_LEN, 1u << 21, PP_ERR_CORRUPT},

@@ -134,22 +134,22 @@ static void read_source_matches_memory(void) {
 static void part_range(const pp_context *c, int layer, pp_part part, int index,
                        uint64_t *begin, uint64_t *bytes) {
     const pp_dims *d = &c->dims;
-    const uint64_t qkv = pp_matrix_geometry(d->head_dim, d->dim, d->group).bytes;
-    const uint64_t gate = pp_matrix_geometry(d->tile, d->dim, d->group).bytes;
+    const uint64_t qkv = pp_matrix_bytes(d->head_dim, d->dim, d->group);
+    const uint64_t gate = pp_matrix_bytes(d->tile, d->dim, d->group);
     size_t tile = (size_t)index;
     uint64_t offset = 0;
     switch (part) {
     case PP_PART_Q: *bytes = qkv; break;
     case PP_PART_O:
         offset = qkv;
-        *bytes = pp_matrix_geometry(d->dim, d->head_dim, d->group).bytes;
+        *bytes = pp_matrix_bytes(d->dim, d->head_dim, d->group);
         break;
     case PP_PART_KV: tile += d->n_heads; *bytes = 2 * qkv; break;
     case PP_PART_GATE_UP: tile += d->n_heads + d->n_kv_heads; *bytes = 2 * gate; break;
     case PP_PART_DOWN:
         tile += d->n_heads + d->n_kv_heads;
         offset = 2 * gate;
-        *bytes = pp_matrix_geometry(d->dim, d->tile, d->group).bytes;
+        *bytes = pp_matrix_bytes(d->dim, d->tile, d->group);
         break;
     }
     *begin = c->weights.tile_offset[(size_t)layer * pp_tiles_per_layer(d) + tile] + offset;
@@ -192,15 +192,15 @@ static void decode_never_reads_pruned_tiles(void) {
     CHECK(pp_forward(ctx, batch, 1, 64, 0, PP_PROBE | PP_LAST_LOGITS, logits) == PP_OK);
 
     const pp_dims *d = &ctx->dims;
-    const uint64_t groups = pp_group_count(d->dim, d->group);
     for (int step = 0; step < 4; step++) {
         const size_t first = log.count;
         pp_stats_reset(ctx);
         CHECK(pp_forward(ctx, batch + 64 + step, 1, 1, 64 + step, PP_LAST_LOGITS,
                          logits) == PP_OK);
 
-        uint64_t expected = d->vocab_size * d->dim + 4 * d->vocab_size * groups +
-                            d->dim + 4 * groups;  /* classifier, embedding row */
+        /* The classifier, and the 8-row block of the embedding row. */
+        uint64_t expected = pp_q8_matrix_bytes(d->vocab_size, d->dim, d->group) +
+                            pp_q8_block_bytes(d->dim, d->group);
         int pruned_read = 0;
         for (int l = 0; l < (int)d->n_layers; l++) {
             uint8_t heads[8], chans[172];
@@ -256,7 +256,8 @@ static void decode_never_reads_pruned_tiles(void) {
     CHECK(pp_forward(ctx, batch + 65, 1, 1, 65, PP_LAST_LOGITS, logits) == PP_OK);
     pp_stats stats;
     pp_stats_get(ctx, &stats);
-    CHECKF(stats.backing_bytes_read == ctx->dims.dim + 4 * groups,
+    CHECKF(stats.backing_bytes_read ==
+               pp_q8_block_bytes(ctx->dims.dim, ctx->dims.group),
            "a warm full cache still read %llu bytes",
            (unsigned long long)stats.backing_bytes_read);
     CHECK(stats.cache_misses == 0 && stats.cache_hits > 0);

@@ -92,12 +92,14 @@ static uint8_t *synth_tokenizer(int32_t vocab, size_t *size) {
 }
 
 static const char *help =
-    "usage: pprt synth --shape NAME [--layers N] [--seed S] [--tile T] -o FILE\n"
+    "usage: pprt synth --shape NAME [--layers N] [--seed S] [--tile T]\n"
+    "                  [--group G] -o FILE\n"
     "  --shape NAME   stories15M | stories42M | stories110M | tinyllama-1.1b |\n"
     "                 llama2-7b (real configurations, random weights)\n"
     "  --layers N     keep only the first N layers (smaller file, same widths)\n"
     "  --seed S       weight seed (default 1)\n"
     "  --tile T       MLP channels per tile (default: by model size)\n"
+    "  --group G      int8 values per scale (default 32)\n"
     "  --align BYTES  tile alignment (default 64)\n";
 
 int pp_cmd_synth(int argc, char **argv) {
@@ -124,6 +126,8 @@ int pp_cmd_synth(int argc, char **argv) {
             weights.seed = (uint64_t)pp_arg_int(a, v, 0, 0x7fffffffL);
         } else if (strcmp(a, "--tile") == 0) {
             o.tile = (int)pp_arg_int(a, v, 1, 1 << 18);
+        } else if (strcmp(a, "--group") == 0) {
+            o.group = (int)pp_arg_int(a, v, 1, 65536);
         } else if (strcmp(a, "--align") == 0) {
             o.alignment = (int)pp_arg_int(a, v, 64, 65536);
         } else {

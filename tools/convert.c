@@ -82,6 +82,8 @@ typedef struct block_buffers {
     int8_t *q;
     float *s;
     size_t capacity;
+    uint8_t *packed;  /* the matrix in the file's blocked layout */
+    size_t packed_capacity;
 } block_buffers;
 
 static int reserve(block_buffers *b, size_t values) {
@@ -97,6 +99,15 @@ static int reserve(block_buffers *b, size_t values) {
     return b->f && b->q && b->s ? 0 : -1;
 }
 
+static int reserve_packed(block_buffers *b, size_t bytes) {
+    if (bytes <= b->packed_capacity)
+        return 0;
+    free(b->packed);
+    b->packed = malloc(bytes);
+    b->packed_capacity = b->packed ? bytes : 0;
+    return b->packed ? 0 : -1;
+}
+
 /* Writes one q8 matrix of `tensor` rows [row0, row0+rows) x cols [col0,
  * col0+cols), 64-byte padded. When `stats` is set, adds per column the sums
  * of |w|, w^2 and w^4 of the dequantized values (stats[0..2][cols]). */
@@ -105,7 +116,8 @@ static int write_block(writer *w, const pp_weight_provider *p, int tensor,
                        size_t cols, size_t group, block_buffers *b,
                        double *stats, char *err, size_t err_size) {
     const size_t groups = pp_group_count(cols, group);
-    if (reserve(b, rows * cols) != 0) {
+    const size_t packed_bytes = pp_q8_matrix_bytes(rows, cols, group);
+    if (reserve(b, rows * cols) != 0 || reserve_packed(b, packed_bytes) != 0) {
         snprintf(err, err_size, "out of memory for a %zu x %zu block", rows, cols);
         return -1;
     }
@@ -133,13 +145,11 @@ static int write_block(writer *w, const pp_weight_provider *p, int tensor,
         }
     }
 
-    const pp_matrix_layout m = pp_matrix_geometry(rows, cols, group);
-    const uint64_t start = w->offset;
-    put(w, b->q, rows * cols);
-    pad_to(w, start + m.scale_offset);
     /* Scales are written little-endian; the hosts pprt targets are. */
-    put(w, b->s, rows * groups * sizeof(float));
-    pad_to(w, start + m.bytes);
+    const uint64_t start = w->offset;
+    pp_q8_pack(rows, cols, group, b->q, b->s, b->packed);
+    put(w, b->packed, packed_bytes);
+    pad_to(w, start + pp_matrix_bytes(rows, cols, group));
     return 0;
 }
 
@@ -281,7 +291,7 @@ int pp_write_model(const char *path, const pp_weight_provider *p,
 
     /* The directory needs the LAYERS offset, which follows the vocabulary
      * matrices; compute it before writing. */
-    const uint64_t vocab_bytes = pp_matrix_geometry(d.vocab_size, dim, group).bytes;
+    const uint64_t vocab_bytes = pp_matrix_bytes(d.vocab_size, dim, group);
     uint64_t layers_offset = pp_align_up(w.offset, d.alignment) + 8 * d.n_layers * per_layer;
     layers_offset = pp_align_up(layers_offset, d.alignment) + vocab_bytes;
     if (!p->shared_classifier)
@@ -428,6 +438,7 @@ done:
     free(b.f);
     free(b.q);
     free(b.s);
+    free(b.packed);
     return rc;
 }
 
