@@ -61,7 +61,7 @@ KERNEL_SIMD = $(wildcard kernels/*_neon.c kernels/*_dotprod.c)
 endif
 
 FLAGS_avx2 = -mavx2 -mfma -mf16c
-FLAGS_avx512vnni = -mavx2 -mfma -mavx512f -mavx512bw -mavx512vl -mavx512vnni
+FLAGS_avx512vnni = -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512vnni
 FLAGS_neon =
 FLAGS_dotprod = -march=armv8.2-a+dotprod
 

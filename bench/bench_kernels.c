@@ -268,7 +268,7 @@ static uint32_t fill_next(void) {
 }
 
 /* Fills a blocked q8 matrix with random int8 values (in [-127, 127]) and
- * normal float scales: denormals could slow the arithmetic. */
+ * normal half scales: denormals could slow the arithmetic. */
 static void fill_matrix(uint8_t *w, size_t m, size_t k, size_t group) {
     const size_t bytes = pp_q8_matrix_bytes(m, k, group);
     for (size_t i = 0; i < bytes; i += 4) {
@@ -283,7 +283,9 @@ static void fill_matrix(uint8_t *w, size_t m, size_t k, size_t group) {
                               32 * pp_q8_group_quads(k, group, g);
             for (size_t i = 0; i < PP_Q8_BLOCK_ROWS; i++) {
                 const float s = 0.001f + (float)(fill_next() % 1000) * 1e-5f;
-                memcpy(scales + 4 * i, &s, sizeof s);
+                const uint16_t h = pp_float_to_half(s);
+                scales[2 * i] = (uint8_t)(h & 0xFFu);
+                scales[2 * i + 1] = (uint8_t)(h >> 8);
             }
         }
     }

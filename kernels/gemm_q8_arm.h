@@ -79,15 +79,17 @@ Q8_INLINE void q8_run(size_t t, const uint8_t *run, const int8_t *const *x,
 }
 
 /* acc += (float)isum * (scales * xs), lane by lane, as the scalar kernel
- * rounds it; `scales` points to the group's 8 weight scales. */
+ * rounds it; `scales` points to the group's 8 half weight scales. */
 static inline q8_facc q8_facc_add(q8_facc acc, q8_isum isum,
                                   const uint8_t *scales, float xs) {
-    const float *ws = (const float *)(const void *)scales;
+    const float16x8_t halves = vreinterpretq_f16_u8(vld1q_u8(scales));
     const float32x4_t xsv = vdupq_n_f32(xs);
+    const float32x4_t ws_lo = vcvt_f32_f16(vget_low_f16(halves));
+    const float32x4_t ws_hi = vcvt_high_f32_f16(halves);
     acc.lo = vaddq_f32(acc.lo, vmulq_f32(vcvtq_f32_s32(isum.lo),
-                                         vmulq_f32(vld1q_f32(ws), xsv)));
+                                         vmulq_f32(ws_lo, xsv)));
     acc.hi = vaddq_f32(acc.hi, vmulq_f32(vcvtq_f32_s32(isum.hi),
-                                         vmulq_f32(vld1q_f32(ws + 4), xsv)));
+                                         vmulq_f32(ws_hi, xsv)));
     return acc;
 }
 

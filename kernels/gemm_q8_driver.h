@@ -15,7 +15,8 @@
  *       x[j] at column c (count of them left in the row, at most 4 read)
  *       to isum[j], for j < t
  *   q8_facc_add(acc, isum, scales, xs)
- *       acc + (float)isum * (scales * xs), lane by lane
+ *       acc + (float)isum * (scales * xs), lane by lane, with the 8 half
+ *       scales at `scales`
  */
 #ifndef PP_GEMM_Q8_DRIVER_H
 #define PP_GEMM_Q8_DRIVER_H
@@ -85,20 +86,20 @@ Q8_INLINE void q8_block(size_t t, size_t k, size_t group,
         const size_t quads = group / 4;
         for (; begin + group <= k; g++, begin += group) {
             q8_prefetch_next(ahead, offset + Q8_PREFETCH_BYTES,
-                             32 * (quads + 1));
+                             pp_q8_record_bytes(group));
             if (group == 32)
                 q8_group(t, record, 8, x, xs, g, begin, 32, acc);
             else
                 q8_group(t, record, quads, x, xs, g, begin, group, acc);
-            record += 32 * (quads + 1);
-            offset += 32 * (quads + 1);
+            record += pp_q8_record_bytes(group);
+            offset += pp_q8_record_bytes(group);
         }
     }
     for (; begin < k; g++, begin += group) {
         const size_t length = k - begin < group ? k - begin : group;
         const size_t quads = pp_q8_quads(length);
         q8_group(t, record, quads, x, xs, g, begin, k - begin, acc);
-        record += 32 * (quads + 1);
+        record += 32 * quads + PP_Q8_SCALE_BYTES;
     }
 #pragma GCC unroll 4
     for (size_t j = 0; j < t; j++)

@@ -22,11 +22,10 @@ static void block_dot(const uint8_t *block, size_t k, size_t group,
         }
         const uint8_t *scales = record + 32 * quads;
         for (size_t r = 0; r < PP_Q8_BLOCK_ROWS; r++) {
-            float scale;
-            __builtin_memcpy(&scale, scales + 4 * r, sizeof scale);
-            acc[r] += (float)isum[r] * (scale * xs[g]);
+            const uint16_t h = (uint16_t)(scales[2 * r] | scales[2 * r + 1] << 8);
+            acc[r] += (float)isum[r] * (pp_half_to_float(h) * xs[g]);
         }
-        record = scales + 4 * PP_Q8_BLOCK_ROWS;
+        record = scales + PP_Q8_SCALE_BYTES;
     }
 }
 

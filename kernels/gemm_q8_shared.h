@@ -35,7 +35,7 @@ Q8_INLINE int32_t q8_quad(const int8_t *x, size_t count) {
 
 /* GEMV prefetch distance, in bytes. TODO */
 #ifndef Q8_PREFETCH_BYTES
-#define Q8_PREFETCH_BYTES 2048
+#define Q8_PREFETCH_BYTES 4096
 #endif
 
 /* This product's bytes followed by the next product's. */

@@ -72,10 +72,11 @@ Q8_INLINE void q8_run(size_t t, const uint8_t *run, const int8_t *const *x,
 }
 
 /* acc += (float)isum * (scales * xs), lane by lane, as the scalar kernel
- * rounds it; `scales` points to the group's 8 weight scales. */
+ * rounds it; `scales` points to the group's 8 half weight scales. */
 static inline q8_facc q8_facc_add(q8_facc acc, q8_isum isum,
                                   const uint8_t *scales, float xs) {
-    const __m256 ws = _mm256_loadu_ps((const float *)(const void *)scales);
+    const __m256 ws = _mm256_cvtph_ps(
+        _mm_loadu_si128((const __m128i *)(const void *)scales));
     const __m256 scale = _mm256_mul_ps(ws, _mm256_set1_ps(xs));
     return _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(isum), scale));
 }

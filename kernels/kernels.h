@@ -35,24 +35,26 @@ static inline size_t pp_group_count(size_t k, size_t group) {
  *
  * Rows go in blocks of 8 (the last block padded with zero rows). A block
  * holds, for each group g in order, one record:
- *   quads    ceil(len_g / 4) runs of 32 bytes; run q holds columns
+ *   runs     ceil(len_g / 4) runs of 32 bytes; run q holds columns
  *            [g*group + 4q, g*group + 4q + 4) of the block's 8 rows, row r
  *            at bytes [4r, 4r + 4) (zero past the group's end)
- *   scales   8 float32, the group's scale for rows 0..7 (0 for padding)
+ *   scales   8 IEEE half-precision floats (little-endian), the group's
+ *            scale for rows 0..7 (0 for padding rows)
  * where len_g = group except for a shorter last group. Blocks follow each
- * other with no gaps; a full group's record is 32 * (ceil(group / 4) + 1)
- * bytes.
+ * other with no gaps; a full group's record is 32 * ceil(group / 4) + 16
+ * bytes, 272 for group 32: 8.5 bits per weight.
  */
 #define PP_Q8_BLOCK_ROWS 8
+#define PP_Q8_SCALE_BYTES 16  /* 8 half-precision scales */
 
 static inline size_t pp_q8_quads(size_t length) { return (length + 3) / 4; }
 
 /* Bytes of a full group's record. */
 static inline size_t pp_q8_record_bytes(size_t group) {
-    return 32 * (pp_q8_quads(group) + 1);
+    return 32 * pp_q8_quads(group) + PP_Q8_SCALE_BYTES;
 }
 
-/* Quads in group g of a row of k values. */
+/* Runs in group g of a row of k values. */
 static inline size_t pp_q8_group_quads(size_t k, size_t group, size_t g) {
     const size_t begin = g * group;
     return pp_q8_quads(k - begin < group ? k - begin : group);
@@ -62,7 +64,7 @@ static inline size_t pp_q8_group_quads(size_t k, size_t group, size_t g) {
 static inline size_t pp_q8_block_bytes(size_t k, size_t group) {
     const size_t groups = pp_group_count(k, group);
     return (groups - 1) * pp_q8_record_bytes(group) +
-           32 * (pp_q8_group_quads(k, group, groups - 1) + 1);
+           32 * pp_q8_group_quads(k, group, groups - 1) + PP_Q8_SCALE_BYTES;
 }
 
 /* Bytes of a blocked matrix of m rows of k values. */
@@ -78,6 +80,31 @@ static inline size_t pp_q8_record_offset(size_t k, size_t group, size_t r,
            g * pp_q8_record_bytes(group);
 }
 
+/* The float value of an IEEE half (exact: every half is a float). */
+static inline float pp_half_to_float(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    const uint32_t exponent = (h >> 10) & 0x1Fu, mantissa = h & 0x3FFu;
+    uint32_t bits;
+    if (exponent == 0x1F) {         /* Inf, NaN */
+        bits = sign | 0x7F800000u | (mantissa << 13);
+    } else if (exponent != 0) {     /* normal */
+        bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+    } else if (mantissa == 0) {     /* zero */
+        bits = sign;
+    } else {                        /* subnormal: m * 2^-24 */
+        float f = (float)mantissa * (1.0f / 16777216.0f);
+        __builtin_memcpy(&bits, &f, sizeof bits);
+        bits |= sign;
+    }
+    float out;
+    __builtin_memcpy(&out, &bits, sizeof out);
+    return out;
+}
+
+/* The IEEE half nearest to a finite f (ties to even); magnitudes past the
+ * largest half (65504) give Inf. */
+uint16_t pp_float_to_half(float f);
+
 /* The int8 value of row r, column c of a blocked matrix. */
 static inline int8_t pp_q8_value(const uint8_t *w, size_t k, size_t group,
                                  size_t r, size_t c) {
@@ -92,25 +119,32 @@ static inline float pp_q8_scale(const uint8_t *w, size_t k, size_t group,
                                 size_t r, size_t g) {
     const uint8_t *p = w + pp_q8_record_offset(k, group, r, g) +
                        32 * pp_q8_group_quads(k, group, g) +
-                       4 * (r % PP_Q8_BLOCK_ROWS);
-    float s;
-    __builtin_memcpy(&s, p, sizeof s);
-    return s;
+                       2 * (r % PP_Q8_BLOCK_ROWS);
+    return pp_half_to_float((uint16_t)(p[0] | p[1] << 8));
 }
 
 /*
  * Writes m rows of k int8 values q (row-major) and their scales s
- * ([m][ceil(k / group)]) as a blocked matrix of pp_q8_matrix_bytes(m, k,
- * group) bytes at out, padding included.
+ * ([m][ceil(k / group)], each a half-precision value) as a blocked matrix
+ * of pp_q8_matrix_bytes(m, k, group) bytes at out, padding included.
  */
 void pp_q8_pack(size_t m, size_t k, size_t group, const int8_t *q,
                 const float *s, uint8_t *out);
 
 /*
+ * Weight quantization for the blocked layout: like pp_quantize_q8 below,
+ * but each scale is rounded to a half first, and the values are quantized
+ * with that scale (clamped to [-127, 127]). Finite input only.
+ */
+void pp_quantize_q8_half(size_t n, size_t group, const float *x, int8_t *q,
+                         float *scale);
+
+/*
  * Quantized matrix product, weights times activations, over one tile.
  *   y[j*ldy + i]  = or +=  sum_g (float)isum(i, j, g) * (ws(i, g) * xs[j*ldxs + g])
  *   isum(i, j, g) = sum over c in group g of q(i, c) * x[j*ldx + c]   (int32)
- * for rows i < m of the blocked weight matrix w (values q, scales ws),
+ * for rows i < m of the blocked weight matrix w (values q, scales ws as
+ * floats),
  * activation rows j < n, and g < ceil(k/group). The float sum runs over g
  * in increasing order, starting from 0.0f, and is then stored (accumulate
  * == 0) or added to y (accumulate != 0). Rows of y past m are not touched.

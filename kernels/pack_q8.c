@@ -1,5 +1,26 @@
 /* Writing a q8 matrix in the blocked layout of kernels.h. */
+#include <math.h>
+
 #include "kernels.h"
+
+uint16_t pp_float_to_half(float f) {
+    uint32_t x;
+    __builtin_memcpy(&x, &f, sizeof x);
+    const uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+    const uint32_t a = x & 0x7FFFFFFFu;
+    if (a >= 0x477FF000u)  /* 65520 and up round to Inf */
+        return (uint16_t)(sign | 0x7C00u);
+    if (a < 0x38800000u) {  /* below 2^-14: a subnormal half, m * 2^-24 */
+        float magnitude;
+        __builtin_memcpy(&magnitude, &a, sizeof magnitude);
+        return (uint16_t)(sign | (uint16_t)lrintf(magnitude * 16777216.0f));
+    }
+    /* Normal: drop 13 mantissa bits rounding to even, then rebias the
+     * exponent from 127 to 15. A carry out of the mantissa moves to the
+     * exponent, which is the right result. */
+    const uint32_t rounded = a + 0x0FFFu + ((a >> 13) & 1u);
+    return (uint16_t)(sign | ((rounded >> 13) - (112u << 10)));
+}
 
 void pp_q8_pack(size_t m, size_t k, size_t group, const int8_t *q,
                 const float *s, uint8_t *out) {
@@ -25,9 +46,10 @@ void pp_q8_pack(size_t m, size_t k, size_t group, const int8_t *q,
             }
             for (size_t r = 0; r < PP_Q8_BLOCK_ROWS; r++) {
                 const size_t row = b * PP_Q8_BLOCK_ROWS + r;
-                const float scale = row < m ? s[row * groups + g] : 0.0f;
-                __builtin_memcpy(at, &scale, sizeof scale);
-                at += sizeof scale;
+                const uint16_t h =
+                    row < m ? pp_float_to_half(s[row * groups + g]) : 0;
+                *at++ = (uint8_t)(h & 0xFFu);
+                *at++ = (uint8_t)(h >> 8);
             }
         }
     }

@@ -30,3 +30,22 @@ void pp_quantize_q8__scalar(size_t n, size_t group, const float *x,
             q[i] = (int8_t)lrintf(x[i] * inv);
     }
 }
+
+void pp_quantize_q8_half(size_t n, size_t group, const float *x, int8_t *q,
+                         float *scale) {
+    for (size_t begin = 0, g = 0; begin < n; begin += group, g++) {
+        const size_t end = begin + group < n ? begin + group : n;
+
+        float amax = 0.0f;
+        for (size_t i = begin; i < end; i++)
+            amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
+
+        const float s = pp_half_to_float(pp_float_to_half(amax / 127.0f));
+        scale[g] = s;
+        for (size_t i = begin; i < end; i++) {
+            /* The half scale can be a little below amax / 127. */
+            const long v = s > 0.0f ? lrintf(x[i] / s) : 0;
+            q[i] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+        }
+    }
+}

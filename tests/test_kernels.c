@@ -140,10 +140,14 @@ static int gemm_alloc(gemm_buffers *b, size_t m, size_t n, size_t k,
     return 1;
 }
 
-/* Scales like the quantizer's (amax / 127), with some zero groups. */
+/* Scales like the quantizer's (amax / 127), with some zero groups. They
+ * are half-precision values, as the blocked layout stores weight scales;
+ * the activation scales use them too. */
 static void fill_scales(float *s, size_t count) {
-    for (size_t i = 0; i < count; i++)
-        s[i] = (rng_next() % 17 == 0) ? 0.0f : rng_float(1e-3f, 2e-2f);
+    for (size_t i = 0; i < count; i++) {
+        const float v = (rng_next() % 17 == 0) ? 0.0f : rng_float(1e-3f, 2e-2f);
+        s[i] = pp_half_to_float(pp_float_to_half(v));
+    }
 }
 
 static int32_t group_isum(const gemm_buffers *b, size_t i, size_t j,
@@ -463,6 +467,60 @@ static void test_gemv_scalar_matches_gemm(void) {
 
 static void test_gemv_matches_gemm(void) {
     check_gemv_shapes(&variant);
+}
+
+/* ---- Half-precision weight scales --------------------------------------- */
+
+/* Every half converts to a float and back to itself (NaNs aside), and a
+ * float halfway between two neighbouring halves rounds to the even one. */
+static void test_half_round_trip(void) {
+    int wrong = 0;
+    for (uint32_t h = 0; h < 0x10000u; h++) {
+        if ((h & 0x7C00u) == 0x7C00u && (h & 0x3FFu) != 0)
+            continue;  /* NaN */
+        const float f = pp_half_to_float((uint16_t)h);
+        if (pp_float_to_half(f) != h && wrong++ < 3)
+            CHECKF(0, "half 0x%04x -> %a -> 0x%04x", (unsigned)h, (double)f,
+                   (unsigned)pp_float_to_half(f));
+    }
+    CHECK(wrong == 0);
+    /* 1 + 2^-11 lies halfway between 1 (0x3C00) and 1 + 2^-10 (0x3C01). */
+    CHECK(pp_float_to_half(1.0f + 0x1p-11f) == 0x3C00u);
+    CHECK(pp_float_to_half(1.0f + 3 * 0x1p-11f) == 0x3C02u);
+    CHECK(pp_float_to_half(1.0f + 0x1p-11f + 0x1p-20f) == 0x3C01u);
+    CHECK(pp_float_to_half(65504.0f) == 0x7BFFu);
+    CHECK(pp_float_to_half(65520.0f) == 0x7C00u);   /* rounds to Inf */
+    CHECK(pp_float_to_half(-0x1p-24f) == 0x8001u);  /* smallest subnormal */
+    CHECK(pp_float_to_half(0x1p-26f) == 0x0000u);
+    CHECK(pp_half_to_float(0x0001u) == 0x1p-24f);
+}
+
+/* Weight quantization with half scales: every scale is a half, every value
+ * in [-127, 127], and each dequantized weight within half a step of the
+ * input (or clamped at 127 steps when the half scale rounded down). */
+static void test_quantize_half_scales(void) {
+    enum { N = 300, GROUP = 32 };
+    float x[N], s[(N + GROUP - 1) / GROUP];
+    int8_t q[N];
+    for (size_t i = 0; i < N; i++)
+        x[i] = rng_float(-3.0f, 3.0f) * (i < 64 ? 1e-3f : 1.0f);
+    for (size_t i = 96; i < 128; i++)
+        x[i] = 0.0f;  /* a zero group */
+    pp_quantize_q8_half(N, GROUP, x, q, s);
+
+    int bad = 0;
+    for (size_t i = 0; i < N; i++) {
+        const float scale = s[i / GROUP];
+        const double error = fabs((double)q[i] * scale - x[i]);
+        const int clamped = q[i] == 127 || q[i] == -127;
+        if (q[i] < -127 || error > 0.5 * scale * (1.0 + 1e-6) + (clamped ? 1e-3 * fabs(x[i]) : 0.0))
+            bad++;
+    }
+    for (size_t g = 0; g < sizeof s / sizeof s[0]; g++)
+        CHECKF(pp_half_to_float(pp_float_to_half(s[g])) == s[g],
+               "scale %zu = %a is not a half", g, (double)s[g]);
+    CHECK(s[3] == 0.0f && q[100] == 0);
+    CHECKF(bad == 0, "%d values off by more than half a step", bad);
 }
 
 /* ---- quantize_q8 -------------------------------------------------------- */
@@ -1198,6 +1256,8 @@ int main(void) {
     RUN(test_pool_many_short_runs);
     RUN(test_pool_nested_run_inline);
     RUN(test_pool_rejects_bad_count);
+    RUN(test_half_round_trip);
+    RUN(test_quantize_half_scales);
     RUN(test_gemm_scalar_matches_reference);
     RUN(test_gemv_scalar_matches_gemm);
 

@@ -182,7 +182,15 @@ static void pp_first_pruned_layer_matches_reference(void) {
     pp_attention_block(ctx, 1, 8, 128, 0);
     pp_probe_mlp(ctx, 1, 8, 128, 0);
     CHECK(ctx->scratch.rows[0] == mlp_rows[0]);
-    CHECK(memcmp(ctx->scratch.positions, mlp_pos, 64 * sizeof(int32_t)) == 0);
+    /* The reference ranks float32 residual norms, pprt those after int8
+     * products; a position next to the cut can swap with its neighbour
+     * (one did when the weight scales became half precision). */
+    int same_positions = 0;
+    for (int i = 0; i < 64; i++)
+        for (int j = 0; j < 64; j++)
+            same_positions += ctx->scratch.positions[i] == mlp_pos[j];
+    CHECKF(same_positions >= 62, "%d of 64 MLP probe positions as the reference",
+           same_positions);
     double mean = 0.0;
     for (int c = 0; c < 172; c++)
         mean += fabs(ctx->scratch.fused[c] - mlp_F[c]) / mlp_F[c] / 172;
@@ -192,8 +200,9 @@ static void pp_first_pruned_layer_matches_reference(void) {
     for (int i = 0; i < 88; i++)
         overlap += chans[chans_ref[i]];
     CHECKF(overlap >= 84, "%d of the 88 reference channels kept", overlap);
-    printf("pp layer 1: attention F within %.4f, MLP F mean diff %.4f, channels %d/88\n",
-           worst, mean, overlap);
+    printf("pp layer 1: attention F within %.4f, MLP probe positions %d/64, "
+           "MLP F mean diff %.4f, channels %d/88\n",
+           worst, same_positions, mean, overlap);
 
     free(arena);
     free(calib);

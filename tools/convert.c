@@ -131,8 +131,17 @@ static int write_block(writer *w, const pp_weight_provider *p, int tensor,
         }
     }
     for (size_t r = 0; r < rows; r++)
-        pp_quantize_q8__scalar(cols, group, b->f + r * cols, b->q + r * cols,
-                               b->s + r * groups);
+        pp_quantize_q8_half(cols, group, b->f + r * cols, b->q + r * cols,
+                            b->s + r * groups);
+    for (size_t i = 0; i < rows * groups; i++) {
+        if (!isfinite(b->s[i])) {
+            snprintf(err, err_size,
+                     "weight tensor %d of layer %d: a value near row %zu is "
+                     "too large for a half-precision scale (|w| above 8e6)",
+                     tensor, layer, row0 + i / groups);
+            return -1;
+        }
+    }
 
     if (stats) {
         for (size_t r = 0; r < rows; r++) {
@@ -145,7 +154,6 @@ static int write_block(writer *w, const pp_weight_provider *p, int tensor,
         }
     }
 
-    /* Scales are written little-endian; the hosts pprt targets are. */
     const uint64_t start = w->offset;
     pp_q8_pack(rows, cols, group, b->q, b->s, b->packed);
     put(w, b->packed, packed_bytes);
