@@ -64,8 +64,24 @@ static inline void q8_facc_store(float *out, q8_facc acc) {
     vst1q_f32(out + 4, acc.hi);
 }
 
-/* Adds one run (4 columns of the block's 8 rows) times the activation
- * rows x[j] at column c to isum[j]. */
+/* One activation quad prepared for q8_run1: broadcast. */
+typedef struct q8_xquad {
+    int8x16_t x;
+} q8_xquad;
+
+Q8_INLINE q8_xquad q8_xquad_make(const int8_t *x, size_t count) {
+    return (q8_xquad){q8_broadcast_quad(x, count)};
+}
+
+/* Adds one run (4 columns of the block's 8 rows) times a prepared quad to
+ * isum. */
+Q8_INLINE q8_isum q8_run1(const uint8_t *run, q8_xquad xq, q8_isum isum) {
+    isum.lo = q8_dot16(isum.lo, vld1q_s8((const int8_t *)run), xq.x);
+    isum.hi = q8_dot16(isum.hi, vld1q_s8((const int8_t *)run + 16), xq.x);
+    return isum;
+}
+
+/* Adds one run times the activation rows x[j] at column c to isum[j]. */
 Q8_INLINE void q8_run(size_t t, const uint8_t *run, const int8_t *const *x,
                       size_t c, size_t count, q8_isum *isum) {
     const int8x16_t w0 = vld1q_s8((const int8_t *)run);

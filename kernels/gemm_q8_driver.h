@@ -14,6 +14,8 @@
  *       adds a 32-byte run (4 columns of 8 rows) times activation rows
  *       x[j] at column c (count of them left in the row, at most 4 read)
  *       to isum[j], for j < t
+ *   q8_xquad, q8_xquad_make(x, count), q8_run1(run, xquad, isum)
+ *       the same for one activation row, with its quad prepared apart
  *   q8_facc_add(acc, isum, scales, xs)
  *       acc + (float)isum * (scales * xs), lane by lane, with the 8 half
  *       scales at `scales`
@@ -150,6 +152,74 @@ Q8_INLINE void q8_blocks(size_t t, size_t m, size_t k, size_t group,
 }
 
 /*
+ * GEMV with rows of at most Q8_SHORT_QUADS runs (k <= 64), the column
+ * products (a tile's down part, a head's o part): every block multiplies
+ * the same few activation quads, so they are prepared once per call, and
+ * a constant k and group (from q8_short_gemv) unroll each block into
+ * straight code. Groups must be a multiple of 4 values, so that run i
+ * covers columns [4i, 4i + 4). Consecutive runs of a group alternate
+ * between two partial sums.
+ */
+#define Q8_SHORT_QUADS 16
+
+Q8_INLINE void q8_short_rows(size_t k, size_t group, size_t m,
+                             const uint8_t *w, const int8_t *x,
+                             const float *xs, float *y, int accumulate,
+                             const q8_ahead *ahead) {
+    const size_t runs = pp_q8_quads(k);
+    const size_t block_bytes = pp_q8_block_bytes(k, group);
+    q8_xquad xq[Q8_SHORT_QUADS];
+#pragma GCC unroll 16
+    for (size_t i = 0; i < runs; i++)
+        xq[i] = q8_xquad_make(x + 4 * i, k - 4 * i);
+
+    for (size_t i0 = 0; i0 < m; i0 += PP_Q8_BLOCK_ROWS) {
+        const size_t offset = i0 / PP_Q8_BLOCK_ROWS * block_bytes;
+        q8_prefetch_next(ahead, offset + Q8_PREFETCH_BYTES, block_bytes);
+        const uint8_t *record = w + offset;
+        q8_facc acc = q8_facc_zero();
+        for (size_t g = 0, begin = 0; begin < k; g++, begin += group) {
+            const size_t quads = pp_q8_quads(k - begin < group ? k - begin : group);
+            const q8_xquad *xg = xq + begin / 4;
+            q8_isum even = q8_isum_zero(), odd = q8_isum_zero();
+            size_t q = 0;
+#pragma GCC unroll 8
+            for (; q + 2 <= quads; q += 2) {
+                even = q8_run1(record + 32 * q, xg[q], even);
+                odd = q8_run1(record + 32 * (q + 1), xg[q + 1], odd);
+            }
+            if (q < quads)
+                even = q8_run1(record + 32 * q, xg[q], even);
+            acc = q8_facc_add(acc, q8_isum_add(even, odd), record + 32 * quads,
+                              xs[g]);
+            record += 32 * quads + PP_Q8_SCALE_BYTES;
+        }
+        float out[1][PP_Q8_BLOCK_ROWS];
+        q8_facc_store(out[0], acc);
+        q8_store_block(1, m, i0, y, m, out, accumulate);
+    }
+}
+
+/* Runs q8_short_rows with constants for the common shapes (group 32 with
+ * rows of 16, 32 and 64 values) and returns 1, or returns 0 for a shape
+ * it does not take. */
+static int q8_short_gemv(size_t m, size_t k, size_t group, const uint8_t *w,
+                         const int8_t *x, const float *xs, float *y,
+                         int accumulate, const q8_ahead *ahead) {
+    if (k > 4 * Q8_SHORT_QUADS || group % 4 != 0)
+        return 0;
+    if (group == 32 && k == 32)
+        q8_short_rows(32, 32, m, w, x, xs, y, accumulate, ahead);
+    else if (group == 32 && k == 64)
+        q8_short_rows(64, 32, m, w, x, xs, y, accumulate, ahead);
+    else if (group == 32 && k == 16)
+        q8_short_rows(16, 32, m, w, x, xs, y, accumulate, ahead);
+    else
+        q8_short_rows(k, group, m, w, x, xs, y, accumulate, ahead);
+    return 1;
+}
+
+/*
  * Loop order: a chunk of weight blocks (Q8_ROW_CHUNK_BYTES) stays in cache
  * while the activation rows pass over it, Q8_TILE_ROWS at a time, so the
  * weights are read from memory once per call whatever n is.
@@ -166,6 +236,8 @@ static void q8_gemm(size_t m, size_t n, size_t k, size_t group,
     /* Only GEMV prefetches: prefill rereads each chunk from cache. */
     const q8_ahead stream = q8_ahead_make(m, k, group, w, next);
     const q8_ahead *ahead = n == 1 && Q8_PREFETCH_BYTES > 0 ? &stream : NULL;
+    if (n == 1 && q8_short_gemv(m, k, group, w, x, xs, y, accumulate, ahead))
+        return;
 
     for (size_t b0 = 0; b0 < blocks; b0 += chunk) {
         const size_t b1 = blocks - b0 < chunk ? blocks : b0 + chunk;

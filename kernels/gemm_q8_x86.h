@@ -51,18 +51,32 @@ static inline void q8_facc_store(float *out, q8_facc acc) {
     _mm256_storeu_ps(out, acc);
 }
 
-/* Adds one run (4 columns of the block's 8 rows) times the activation
- * rows x[j] at column c to isum[j]. With one activation row, |x| is the
- * unsigned operand; with several, |w| is, shared by all of them. */
+/* One activation quad prepared for q8_run1: broadcast, and its |x|. */
+typedef struct q8_xquad {
+    __m256i x, ux;
+} q8_xquad;
+
+Q8_INLINE q8_xquad q8_xquad_make(const int8_t *x, size_t count) {
+    const __m256i xq = q8_broadcast_quad(x, count);
+    return (q8_xquad){xq, _mm256_abs_epi8(xq)};
+}
+
+/* Adds one run (4 columns of the block's 8 rows) times a prepared quad to
+ * isum: |x| is the unsigned operand, w * sign(x) the signed one. */
+Q8_INLINE q8_isum q8_run1(const uint8_t *run, q8_xquad xq, q8_isum isum) {
+    const __m256i wv = _mm256_loadu_si256((const __m256i *)(const void *)run);
+    return q8_dot32(isum, xq.ux, _mm256_sign_epi8(wv, xq.x));
+}
+
+/* Adds one run times the activation rows x[j] at column c to isum[j].
+ * With several rows, |w| is the unsigned operand, shared by all of them. */
 Q8_INLINE void q8_run(size_t t, const uint8_t *run, const int8_t *const *x,
                       size_t c, size_t count, q8_isum *isum) {
-    const __m256i wv = _mm256_loadu_si256((const __m256i *)(const void *)run);
     if (t == 1) {
-        const __m256i xq = q8_broadcast_quad(x[0] + c, count);
-        isum[0] = q8_dot32(isum[0], _mm256_abs_epi8(xq),
-                           _mm256_sign_epi8(wv, xq));
+        isum[0] = q8_run1(run, q8_xquad_make(x[0] + c, count), isum[0]);
         return;
     }
+    const __m256i wv = _mm256_loadu_si256((const __m256i *)(const void *)run);
     const __m256i uw = _mm256_abs_epi8(wv);
 #pragma GCC unroll 4
     for (size_t j = 0; j < t; j++) {

@@ -7,8 +7,9 @@
  * suffix (__avx2, __vnni, __neon, __dotprod) and live in their own files, so
  * ISA compiler flags apply to those files only.
  *
- * Quantized data (q8): int8 values, symmetric, with one float32 scale per
- * group of consecutive values along the reduction axis. A row of length k has
+ * Quantized data (q8): int8 values, symmetric, with one scale per group of
+ * consecutive values along the reduction axis (float32 for activations,
+ * half precision for weights in the blocked layout below). A row of length k has
  * ceil(k / group) groups; the last one is shorter when group does not divide
  * k. Value = scale * q.
  *

@@ -61,8 +61,8 @@ int pp_file_open(pp_file_source *file, const char *path, pp_file_mode mode,
         return 0;
     }
 
-    /* 64-byte aligned, so int8 rows and float scales are as aligned in
-     * memory as they are in the file. */
+    /* Aligned at least as the file's 64-byte matrix boundaries (and to
+     * 2 MiB, for huge pages). */
     void *buffer = NULL;
     if (posix_memalign(&buffer, 2u << 20, size ? size : 1) != 0) {
         snprintf(err, err_size, "out of memory reading %s (%zu bytes)", path, size);

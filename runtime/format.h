@@ -32,11 +32,13 @@
  * A q8 matrix of m rows and k columns with group G is stored in the
  * blocked layout of kernels/kernels.h: blocks of 8 rows, each holding, group
  * by group, the group's values in runs of 4 columns of the 8 rows, then the
- * group's 8 float32 scales. Its size is rounded up to 64 bytes. Groups run
+ * group's 8 half-precision scales (8.5 bits per weight for group 32). Its
+ * size is rounded up to 64 bytes; blocks of a matrix with fewer than 8
+ * rows (an MLP tile narrower than 8 channels) carry zero padding rows. Groups run
  * along the reduction axis and restart at every tile boundary, so a tile's
  * part of the down projection has groups of at most the tile width.
- * Version 1 files stored values and scales row-major; they are refused
- * with a message to convert the model again.
+ * Version 1 files stored values and float32 scales row-major; they are
+ * refused with a message to convert the model again.
  *
  * Byte-level BPE tokenizer section (GPT-2 style vocabularies: GPT-2,
  * Llama 3, Qwen, SmolLM), all integers little-endian:

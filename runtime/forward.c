@@ -621,8 +621,10 @@ static void embed(pp_context *c, const int32_t *tokens, size_t n) {
             x[i] = (float)pp_q8_value(block, dim, group, r, i) *
                    pp_q8_scale(block, dim, group, r, i / group);
     }
-    /* Counted as the row's own bytes, as a row-major layout would hold it. */
-    const uint64_t row_bytes = dim + 4 * pp_group_count(dim, group);
+    /* Counted as the row's own bytes (values and scales) in both kinds of
+     * source; a read source reads the row's whole block, which
+     * backing_bytes counts. */
+    const uint64_t row_bytes = dim + 2 * pp_group_count(dim, group);
     c->stats.weight_bytes_read += n * row_bytes;
     c->stats.weight_bytes_dense += n * row_bytes;
 }

@@ -491,7 +491,7 @@ static void decode_reads_only_kept_tiles(void) {
     const uint64_t q = pp_matrix_bytes(d->head_dim, d->dim, d->group);
     const uint64_t o = pp_matrix_bytes(d->dim, d->head_dim, d->group);
     uint64_t expected = 4 * 64 * (2 * 5 + 1) + ctx->weights.vocab_bytes +
-                        64 + 4 * 2;  /* norms, classifier, one embedding row */
+                        64 + 2 * 2;  /* norms, classifier, one embedding row */
     for (int l = 0; l < 5; l++) {
         uint8_t heads[8], chans[172];
         pp_kept_get(ctx, l, heads, chans);

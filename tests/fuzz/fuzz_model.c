@@ -163,8 +163,8 @@ static void fuzz_model_one(const uint8_t *data, size_t size) {
     const int failing = use_reader && (control & FUZZ_MODEL_FAILING_READS);
     const int verify = (control & FUZZ_MODEL_VERIFY_WEIGHTS) != 0;
 
-    /* The runtime reads float scales straight from the file, so the file
-     * starts at a 64-byte boundary as a loaded or mapped file would. */
+    /* The runtime reads weights straight from the file, so the file starts
+     * at a 64-byte boundary as a loaded or mapped file would. */
     uint8_t *file = aligned_alloc(64, (file_size + 63) / 64 * 64 + 64);
     if (!file)
         return;
