@@ -33,7 +33,9 @@ echo "[" > "$json"
 first=1
 for shape in $shapes; do
     model="$models/$shape.ppm"
-    [ -f "$model" ] || ./build/pprt synth --shape "$shape" -o "$model" 2>/dev/null
+    # A cached model from another pprt version is made again.
+    ./build/pprt info -m "$model" >/dev/null 2>&1 ||
+        ./build/pprt synth --shape "$shape" -o "$model" 2>/dev/null
     for t in $thread_counts; do
         line=$(./build/pprt bench -m "$model" --weights "$weights" -t "$t" \
                --prompt 128 --decode "$decode" --json 2>/dev/null)

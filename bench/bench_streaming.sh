@@ -39,7 +39,9 @@ first=1
 
 for shape in $shapes; do
     model="$models/$shape.ppm"
-    [ -f "$model" ] || ./build/pprt synth --shape "$shape" -o "$model" 2>/dev/null
+    # A cached model from another pprt version is made again.
+    ./build/pprt info -m "$model" >/dev/null 2>&1 ||
+        ./build/pprt synth --shape "$shape" -o "$model" 2>/dev/null
     dense_bytes=$(./build/pprt info -m "$model" | sed 's/.*"weight_bytes": \([0-9]*\).*/\1/')
     cache_mb=$(awk -v b="$dense_bytes" -v f="$fraction" 'BEGIN { printf "%.1f", b * f / 1e6 }')
     for weights in mem mmap read; do

@@ -363,7 +363,8 @@ if ! has_command synth; then
 else
     for shape in $shapes; do
         file=$work/$shape.ppm
-        if [ ! -s "$file" ]; then
+        # A model left by another pprt version is made again.
+        if [ ! -s "$file" ] || ! "$pprt" info -m "$file" >/dev/null 2>&1; then
             say "synth $shape -> $file"
             if ! "$pprt" synth --shape "$shape" -o "$file" >"$logs/synth-$shape.log" 2>&1; then
                 rm -f "$file"

@@ -23,8 +23,6 @@
 #ifndef PP_GEMM_Q8_DRIVER_H
 #define PP_GEMM_Q8_DRIVER_H
 
-
-
 /* The int32 sums of one group of one block: `quads` runs at `run` from
  * column c0, with `left` columns left in the row. A constant `quads` with
  * left >= 4 * quads unrolls to straight loads. With one activation row,
@@ -39,14 +37,16 @@ Q8_INLINE void q8_group_sums(size_t t, const uint8_t *run, size_t quads,
     const size_t full = left >= 4 * quads ? quads : left / 4;
     size_t q = 0;
     if (t == 1) {
-        q8_isum p1 = q8_isum_zero(), p2 = q8_isum_zero(), p3 = q8_isum_zero();
+        q8_isum part1 = q8_isum_zero(), part2 = q8_isum_zero();
+        q8_isum part3 = q8_isum_zero();
         for (; q + 4 <= full; q += 4) {
             q8_run(1, run + 32 * q, x, c0 + 4 * q, 4, isum);
-            q8_run(1, run + 32 * (q + 1), x, c0 + 4 * (q + 1), 4, &p1);
-            q8_run(1, run + 32 * (q + 2), x, c0 + 4 * (q + 2), 4, &p2);
-            q8_run(1, run + 32 * (q + 3), x, c0 + 4 * (q + 3), 4, &p3);
+            q8_run(1, run + 32 * (q + 1), x, c0 + 4 * (q + 1), 4, &part1);
+            q8_run(1, run + 32 * (q + 2), x, c0 + 4 * (q + 2), 4, &part2);
+            q8_run(1, run + 32 * (q + 3), x, c0 + 4 * (q + 3), 4, &part3);
         }
-        isum[0] = q8_isum_add(q8_isum_add(isum[0], p1), q8_isum_add(p2, p3));
+        isum[0] = q8_isum_add(q8_isum_add(isum[0], part1),
+                              q8_isum_add(part2, part3));
     }
     for (; q < full; q++)
         q8_run(t, run + 32 * q, x, c0 + 4 * q, 4, isum);
@@ -233,7 +233,7 @@ static void q8_gemm(size_t m, size_t n, size_t k, size_t group,
     size_t chunk = Q8_ROW_CHUNK_BYTES / block_bytes;
     if (chunk < 1)
         chunk = 1;
-    /* Only GEMV prefetches: prefill rereads each chunk from cache. */
+    /* Only GEMV prefetches, because prefill rereads each chunk from cache. */
     const q8_ahead stream = q8_ahead_make(m, k, group, w, next);
     const q8_ahead *ahead = n == 1 && Q8_PREFETCH_BYTES > 0 ? &stream : NULL;
     if (n == 1 && q8_short_gemv(m, k, group, w, x, xs, y, accumulate, ahead))

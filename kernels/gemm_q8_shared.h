@@ -6,8 +6,9 @@
  *
  * A blocked matrix (kernels.h) is one stream of bytes, read front to back,
  * which the hardware prefetchers follow well inside a matrix. Pruned
- * products are many short matrices (a 32-row MLP tile of TinyLlama is
- * 72 KiB), often apart in memory, and the prefetchers start over on each.
+ * products are many short matrices (the gate part of a 32-channel MLP tile
+ * of TinyLlama is 68 KiB), often apart in memory, and the prefetchers
+ * start over on each.
  * So while the last bytes of a matrix are read, the prefetch below runs
  * into the first bytes of the product that the caller runs next
  * (pp_q8_next).
@@ -33,7 +34,15 @@ Q8_INLINE int32_t q8_quad(const int8_t *x, size_t count) {
     return v;
 }
 
-/* GEMV prefetch distance, in bytes. TODO */
+/*
+ * GEMV prefetch distance into the next product, in bytes (0 turns it off).
+ * Decode of the synthetic TinyLlama-1.1B shape on one thread of a Zen 4
+ * EPYC (shared 2-core VM), in interleaved runs: about 23.3 tokens/s
+ * without it, 23.1 to 24.7 with 4096, 21.8 to 22.8 with 8192 and 19 to 20
+ * with 16384. Prefetching the current product's own lines as well made
+ * decode much slower (14 tokens/s at 4096), so that is left to the
+ * hardware.
+ */
 #ifndef Q8_PREFETCH_BYTES
 #define Q8_PREFETCH_BYTES 4096
 #endif

@@ -143,7 +143,7 @@ static void allocate_context(pp_context *c, pp_arena *a,
     s->att = pp_arena_alloc(a, n * dim, F, 64);
     s->out = pp_arena_alloc(a, n * dim, F, 64);
     s->hb = pp_arena_alloc(a, n * hidden, F, 64);
-    s->hb2 = pp_arena_alloc(a, n * hidden, F, 64);
+    s->gate_up = pp_arena_alloc(a, n * 2 * hidden, F, 64);
     s->xq = pp_arena_alloc(a, n * wide, 1, 64);
     s->xs = pp_arena_alloc(a, n * groups, F, 64);
     s->embed_block = pp_arena_alloc(a, pp_q8_block_bytes(dim, group), 1, 64);
@@ -350,8 +350,8 @@ pp_status pp_init(pp_context **context, void *arena, size_t arena_bytes,
         return PP_ERR_INVALID_ARGUMENT;
     if ((uintptr_t)arena % PP_ARENA_ALIGN != 0)
         return PP_ERR_INVALID_ARGUMENT;
-    /* Scales are read in place as float32: the file must be 4-byte aligned
-     * in memory (a misaligned float load faults on Cortex-M). */
+    /* The file must be 4-byte aligned in memory, as pprt.h documents, so
+     * that a word load from it cannot fault (it does on Cortex-M). */
     if (source && source->data && (uintptr_t)source->data % 4 != 0)
         return PP_ERR_INVALID_ARGUMENT;
     if ((st = parse_for(source, options, &file, &o)) != PP_OK)
@@ -441,12 +441,12 @@ void pp_tile_part_range(const pp_context *c, int layer, pp_part part, int index,
     case PP_PART_GATE_UP:
     case PP_PART_DOWN: {
         const uint64_t width = pp_mlp_tile_width(d, (uint64_t)index);
-        const uint64_t gate = pp_matrix_bytes(width, d->dim, d->group);
+        const uint64_t gate_up = pp_matrix_bytes(2 * width, d->dim, d->group);
         tile += to_size(d->n_heads + d->n_kv_heads);
-        offset = part == PP_PART_DOWN ? 2 * gate : 0;
+        offset = part == PP_PART_DOWN ? gate_up : 0;
         *bytes = part == PP_PART_DOWN
                      ? pp_matrix_bytes(d->dim, width, d->group)
-                     : 2 * gate;
+                     : gate_up;
         break;
     }
     }

@@ -1,5 +1,5 @@
 /*
- * format.h - the pprt model file (.ppm), version 1.
+ * format.h - the pprt model file (.ppm), version 3.
  *
  * Shared by the loader (runtime/model.c) and the writer (tools/convert.c).
  * All integers are little-endian. The file is:
@@ -33,12 +33,14 @@
  * blocked layout of kernels/kernels.h: blocks of 8 rows, each holding, group
  * by group, the group's values in runs of 4 columns of the 8 rows, then the
  * group's 8 half-precision scales (8.5 bits per weight for group 32). Its
- * size is rounded up to 64 bytes; blocks of a matrix with fewer than 8
- * rows (an MLP tile narrower than 8 channels) carry zero padding rows. Groups run
+ * size is rounded up to 64 bytes. A matrix whose rows are not a multiple
+ * of 8 carries zero padding rows in its last block; a tile's gate and up
+ * rows share one matrix, so a 4-channel tile needs none. Groups run
  * along the reduction axis and restart at every tile boundary, so a tile's
  * part of the down projection has groups of at most the tile width.
- * Version 1 files stored values and float32 scales row-major; they are
- * refused with a message to convert the model again.
+ * Version 1 files stored values and float32 scales row-major, and version
+ * 2 files a tile's gate and up rows as two matrices; both are refused with
+ * a message to convert the model again.
  *
  * Byte-level BPE tokenizer section (GPT-2 style vocabularies: GPT-2,
  * Llama 3, Qwen, SmolLM), all integers little-endian:
@@ -66,8 +68,9 @@
  *                   head h as a matrix [dim][head_dim]
  *   kv tile h       k rows [head_dim][dim], then v rows [head_dim][dim]
  *   MLP tile t      channels [t*T, t*T + Tt) with Tt = T except possibly
- *                   for the last tile: gate rows [Tt][dim], up rows
- *                   [Tt][dim], down columns as a matrix [dim][Tt]
+ *                   for the last tile: gate and up rows as one matrix
+ *                   [2 Tt][dim] (gate rows, then up rows), down columns as
+ *                   a matrix [dim][Tt]
  */
 #ifndef PP_FORMAT_H
 #define PP_FORMAT_H
@@ -78,7 +81,7 @@
 #include "kernels.h"
 
 #define PP_MAGIC "PPRTMODL"
-#define PP_VERSION 2u
+#define PP_VERSION 3u
 #define PP_HEADER_BYTES 256u
 #define PP_MATRIX_ALIGN 64u
 
@@ -189,7 +192,7 @@ static inline uint64_t pp_kv_tile_bytes(const pp_dims *d) {
 }
 
 static inline uint64_t pp_mlp_tile_bytes(const pp_dims *d, uint64_t width) {
-    return 2 * pp_matrix_bytes(width, d->dim, d->group) +
+    return pp_matrix_bytes(2 * width, d->dim, d->group) +
            pp_matrix_bytes(d->dim, width, d->group);
 }
 

@@ -470,8 +470,8 @@ typedef struct swiglu_job {
     size_t n;
 } swiglu_job;
 
-/* silu(gate) * up on one tile's columns, zeroing pruned channels so that
- * the down projection of a partly kept tile ignores them. */
+/* silu(gate) * up on one tile's columns into scratch.hb, zeroing pruned
+ * channels so that the down projection of a partly kept tile ignores them. */
 static void swiglu_task(void *arg, size_t t) {
     const swiglu_job *job = arg;
     pp_context *c = job->c;
@@ -482,19 +482,17 @@ static void swiglu_task(void *arg, size_t t) {
     if (!job->tiles[t])
         return;
     for (size_t j = 0; j < job->n; j++) {
-        float *g = c->scratch.hb + j * hidden + begin;
-        c->kernels.swiglu(width, g, c->scratch.hb2 + j * hidden + begin);
-        if (job->channels)
-            for (size_t i = 0; i < width; i++)
-                if (!job->channels[begin + i])
-                    g[i] = 0.0f;
+        float *gate = c->scratch.gate_up + j * 2 * hidden + 2 * begin;
+        float *h = c->scratch.hb + j * hidden + begin;
+        c->kernels.swiglu(width, gate, gate + width);
+        for (size_t i = 0; i < width; i++)
+            h[i] = job->channels && !job->channels[begin + i] ? 0.0f : gate[i];
     }
 }
 
 void pp_mlp_gate_up(pp_context *c, int layer, const float *input, int n,
                     const uint8_t *tiles, const uint8_t *channels) {
     const size_t dim = (size_t)c->info.dim, hidden = (size_t)c->info.hidden_dim;
-    const size_t group = (size_t)c->info.group;
     const float *norm = c->mlp_norm + (size_t)layer * dim;
     const size_t n_tiles = (size_t)pp_mlp_tile_count(&c->dims);
 
@@ -514,11 +512,8 @@ void pp_mlp_gate_up(pp_context *c, int layer, const float *input, int n,
         if (!tile)
             return;
         const size_t begin = t * (size_t)c->info.tile;
-        row_batch_add(&b, matrix_at(tile, width, dim), c->scratch.hb + begin,
-                      hidden);
-        row_batch_add(&b,
-                      matrix_at(tile + matrix_bytes(width, dim, group), width, dim),
-                      c->scratch.hb2 + begin, hidden);
+        row_batch_add(&b, matrix_at(tile, 2 * width, dim),
+                      c->scratch.gate_up + 2 * begin, 2 * hidden);
     }
     row_batch_flush(c, &b);
 

@@ -150,7 +150,9 @@ typedef struct pp_scratch {
     float *k, *v;    /* [N][kv_dim] */
     float *att;      /* [N][dim] attention output, input of o */
     float *out;      /* [N][dim] output of o or down */
-    float *hb, *hb2; /* [N][hidden] gate and up outputs */
+    float *hb;       /* [N][hidden] MLP activations silu(gate) * up */
+    float *gate_up;  /* [N][2 hidden] tile t's gate then up outputs at
+                        2 t T (T: the file's tile) */
     int8_t *xq;      /* [N][max(dim, hidden)] quantized activations */
     float *xs;       /* [N][max groups per row] their scales */
     uint8_t *embed_block;  /* one 8-row block of the embedding, read from a

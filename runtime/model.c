@@ -334,6 +334,14 @@ pp_status pp_model_parse(const pp_source *source, int verify_weights,
     return PP_OK;
 }
 
+pp_status pp_model_verify(const pp_source *source, pp_model_info *info) {
+    pp_model_file file;
+    pp_status st = pp_model_parse(source, 1, &file);
+    if (st == PP_OK && info)
+        *info = file.info;
+    return st;
+}
+
 pp_status pp_model_probe(const pp_source *source, pp_model_info *info) {
     pp_model_file file;
     pp_status st = pp_model_parse(source, 0, &file);

@@ -95,6 +95,10 @@ typedef struct pp_model_info {
  */
 pp_status pp_model_probe(const pp_source *source, pp_model_info *info);
 
+/* pp_model_probe, then the CRC-32 of every weight section (reads the whole
+ * file once). PP_ERR_CHECKSUM names damaged weights. */
+pp_status pp_model_verify(const pp_source *source, pp_model_info *info);
+
 /* ---- Context ----------------------------------------------------------- */
 
 /*

@@ -47,7 +47,7 @@ static uint64_t pool_item_bytes(const pp_context *c, int pool) {
     case PP_POOL_Q: return qkv;
     case PP_POOL_O: return pp_matrix_bytes(d->dim, d->head_dim, d->group);
     case PP_POOL_KV: return 2 * qkv;
-    case PP_POOL_GATE_UP: return 2 * pp_matrix_bytes(d->tile, d->dim, d->group);
+    case PP_POOL_GATE_UP: return pp_matrix_bytes(2 * d->tile, d->dim, d->group);
     case PP_POOL_DOWN: return pp_matrix_bytes(d->dim, d->tile, d->group);
     default: {
         const uint64_t rows = CLASSIFIER_BLOCK_ROWS < d->vocab_size

@@ -90,12 +90,58 @@ static void odd_inputs_rejected(void) {
     char out[4096];
     snprintf(args, sizeof args, "generate -m %s -p '' -n 4 --temp 0", model);
     CHECKF(run(args, out, sizeof out) == 0, "empty prompt failed: %s", out);
+
+    snprintf(args, sizeof args, "synth --shape stories15M --layers 7 -o %s.synth",
+             model);
+    expect_error(args, "stories15M has 6 layers");
+}
+
+/* A file of another format version names its version; info --verify
+ * finds a damaged weight byte that plain info does not read. */
+static void damaged_files_reported(void) {
+    if (!*model)
+        return;
+    FILE *f = fopen(model, "rb");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    fseek(f, 0, SEEK_END);
+    const long size = ftell(f);
+    rewind(f);
+    unsigned char *bytes = malloc((size_t)size);
+    CHECK(bytes && fread(bytes, 1, (size_t)size, f) == (size_t)size);
+    fclose(f);
+
+    char path[300], args[700], out[4096];
+    snprintf(path, sizeof path, "%s.damaged", model);
+    bytes[size / 2] ^= 0xFF;  /* in the layers' weights */
+    f = fopen(path, "wb");
+    fwrite(bytes, 1, (size_t)size, f);
+    fclose(f);
+    snprintf(args, sizeof args, "info -m %s", path);
+    CHECKF(run(args, out, sizeof out) == 0, "info without --verify failed: %s", out);
+    snprintf(args, sizeof args, "info -m %s --verify", path);
+    expect_error(args, "checksum mismatch");
+
+    bytes[size / 2] ^= 0xFF;
+    bytes[8] = 2;  /* the version field, little-endian */
+    f = fopen(path, "wb");
+    fwrite(bytes, 1, (size_t)size, f);
+    fclose(f);
+    snprintf(args, sizeof args, "info -m %s", path);
+    expect_error(args, "unsupported pprt file version 2 (this pprt reads version");
+    snprintf(args, sizeof args, "generate -m %s -p hi --weights read", path);
+    expect_error(args, "convert the model again");
+
+    remove(path);
     remove(model);
+    free(bytes);
 }
 
 int main(void) {
     RUN(model_converts);
     RUN(bad_values_rejected);
     RUN(odd_inputs_rejected);
+    RUN(damaged_files_reported);
     return check_summary("test_cli");
 }

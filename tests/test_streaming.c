@@ -135,7 +135,7 @@ static void part_range(const pp_context *c, int layer, pp_part part, int index,
                        uint64_t *begin, uint64_t *bytes) {
     const pp_dims *d = &c->dims;
     const uint64_t qkv = pp_matrix_bytes(d->head_dim, d->dim, d->group);
-    const uint64_t gate = pp_matrix_bytes(d->tile, d->dim, d->group);
+    const uint64_t gate_up = pp_matrix_bytes(2 * d->tile, d->dim, d->group);
     size_t tile = (size_t)index;
     uint64_t offset = 0;
     switch (part) {
@@ -145,10 +145,10 @@ static void part_range(const pp_context *c, int layer, pp_part part, int index,
         *bytes = pp_matrix_bytes(d->dim, d->head_dim, d->group);
         break;
     case PP_PART_KV: tile += d->n_heads; *bytes = 2 * qkv; break;
-    case PP_PART_GATE_UP: tile += d->n_heads + d->n_kv_heads; *bytes = 2 * gate; break;
+    case PP_PART_GATE_UP: tile += d->n_heads + d->n_kv_heads; *bytes = gate_up; break;
     case PP_PART_DOWN:
         tile += d->n_heads + d->n_kv_heads;
-        offset = 2 * gate;
+        offset = gate_up;
         *bytes = pp_matrix_bytes(d->dim, d->tile, d->group);
         break;
     }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "format.h"
 #include "dispatch.h"
 #include "file_source.h"
 #include "pool.h"
@@ -100,6 +101,24 @@ static void log_to_stderr(void *user, const char *message) {
 /* Storage settings for the read source, from --cache-mb and --flash-mbps. */
 static double cache_mb = -1.0, flash_mbps = 0.0;
 
+const char *pp_model_error(const pp_source *source, pp_status st, char *buf,
+                           size_t size) {
+    uint8_t header[PP_H_VERSION + 4];
+    int readable = source->size >= sizeof header;
+    if (readable && source->data)
+        memcpy(header, source->data, sizeof header);
+    else if (readable)
+        readable = source->read(source->user, 0, header, sizeof header) == PP_OK;
+    if (st == PP_ERR_VERSION && readable)
+        snprintf(buf, size,
+                 "unsupported pprt file version %u (this pprt reads version "
+                 "%u): convert the model again with this pprt",
+                 (unsigned)pp_get_u32(header + PP_H_VERSION), PP_VERSION);
+    else
+        snprintf(buf, size, "%s", pp_status_string(st));
+    return buf;
+}
+
 void pp_session_open(pp_session *s, const char *path, const char *weights,
                      int threads, int max_batch, int max_tokens,
                      int max_context) {
@@ -132,7 +151,8 @@ void pp_session_open(pp_session *s, const char *path, const char *weights,
     pp_model_info info;
     pp_status st = pp_model_probe(&s->file.source, &info);
     if (st != PP_OK)
-        pp_die("%s is not a usable pprt model: %s", path, pp_status_string(st));
+        pp_die("%s is not a usable pprt model: %s", path,
+               pp_model_error(&s->file.source, st, err, sizeof err));
 
     if (pp_pool_create(&s->pool, threads) != 0)
         pp_die("cannot start %d threads", threads);

@@ -50,6 +50,11 @@ double pp_arg_float(const char *option, const char *value, double min,
                     double max, int max_inclusive);
 void pp_json_string(FILE *f, const char *s, size_t n);
 
+/* Describes why pp_model_probe rejected `source` with status st, naming
+ * the file's version for PP_ERR_VERSION; returns buf. */
+const char *pp_model_error(const pp_source *source, pp_status st, char *buf,
+                           size_t size);
+
 void pp_session_open(pp_session *s, const char *path, const char *weights,
                      int threads, int max_batch, int max_tokens, int max_context);
 void pp_session_close(pp_session *s);

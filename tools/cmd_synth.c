@@ -145,6 +145,10 @@ int pp_cmd_synth(int argc, char **argv) {
                name ? name : "");
     }
 
+    if (layers > s->n_layers)
+        pp_die("invalid --layers %ld: %s has %d layers", layers, s->name,
+               (int)s->n_layers);
+
     pp_weight_provider p;
     memset(&p, 0, sizeof p);
     p.dim = s->dim;

@@ -108,40 +108,88 @@ static int reserve_packed(block_buffers *b, size_t bytes) {
     return b->packed ? 0 : -1;
 }
 
-/* Writes one q8 matrix of `tensor` rows [row0, row0+rows) x cols [col0,
- * col0+cols), 64-byte padded. When `stats` is set, adds per column the sums
- * of |w|, w^2 and w^4 of the dequantized values (stats[0..2][cols]). */
+static const char *tensor_name(int tensor) {
+    static const char *const names[] = {"embedding", "wq",   "wk", "wv",
+                                        "wo",        "gate", "down", "up",
+                                        "classifier"};
+    return tensor >= 0 && tensor <= PP_T_CLASSIFIER ? names[tensor] : "?";
+}
+
+/* Reads rows [row0, row0+rows) x cols [col0, col0+cols) of `tensor` into
+ * dst; fails on NaN or Inf. */
+static int fetch_rows(const pp_weight_provider *p, int tensor, int layer,
+                      size_t row0, size_t rows, size_t col0, size_t cols,
+                      float *dst, char *err, size_t err_size) {
+    p->block(p->user, tensor, layer, row0, rows, col0, cols, dst);
+    for (size_t i = 0; i < rows * cols; i++) {
+        if (!isfinite(dst[i])) {
+            snprintf(err, err_size, "%s of layer %d has a NaN or Inf at row %zu",
+                     tensor_name(tensor), layer, row0 + i / cols);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Writes one q8 matrix, 64-byte padded: rows [row0, row0+rows) x cols
+ * [col0, col0+cols) of `tensor`, followed by the same rows of `second`
+ * when it is not -1 (a tile's gate and up rows form one matrix). When
+ * `stats` is set, adds per column the sums of |w|, w^2 and w^4 of the
+ * dequantized values (stats[0..2][cols]).
+ */
 static int write_block(writer *w, const pp_weight_provider *p, int tensor,
-                       int layer, size_t row0, size_t rows, size_t col0,
-                       size_t cols, size_t group, block_buffers *b,
-                       double *stats, char *err, size_t err_size) {
+                       int second, int layer, size_t row0, size_t rows,
+                       size_t col0, size_t cols, size_t group,
+                       block_buffers *b, double *stats, char *err,
+                       size_t err_size) {
     const size_t groups = pp_group_count(cols, group);
-    const size_t packed_bytes = pp_q8_matrix_bytes(rows, cols, group);
-    if (reserve(b, rows * cols) != 0 || reserve_packed(b, packed_bytes) != 0) {
-        snprintf(err, err_size, "out of memory for a %zu x %zu block", rows, cols);
+    const size_t parts = second >= 0 ? 2 : 1;
+    const size_t all_rows = parts * rows;
+    const size_t packed_bytes = pp_q8_matrix_bytes(all_rows, cols, group);
+    if (reserve(b, all_rows * cols) != 0 || reserve_packed(b, packed_bytes) != 0) {
+        snprintf(err, err_size, "out of memory for a %zu x %zu block", all_rows,
+                 cols);
         return -1;
     }
-    p->block(p->user, tensor, layer, row0, rows, col0, cols, b->f);
-    for (size_t i = 0; i < rows * cols; i++) {
-        if (!isfinite(b->f[i])) {
-            snprintf(err, err_size,
-                     "weight tensor %d of layer %d has a NaN or Inf at row %zu",
-                     tensor, layer, row0 + i / cols);
-            return -1;
-        }
-    }
-    for (size_t r = 0; r < rows; r++)
+    if (fetch_rows(p, tensor, layer, row0, rows, col0, cols, b->f, err,
+                   err_size) != 0 ||
+        (second >= 0 && fetch_rows(p, second, layer, row0, rows, col0, cols,
+                                   b->f + rows * cols, err, err_size) != 0))
+        return -1;
+
+    for (size_t r = 0; r < all_rows; r++)
         pp_quantize_q8_half(cols, group, b->f + r * cols, b->q + r * cols,
                             b->s + r * groups);
-    for (size_t i = 0; i < rows * groups; i++) {
+    size_t underflow = 0;
+    for (size_t i = 0; i < all_rows * groups; i++) {
+        const int part = second >= 0 && i >= rows * groups ? second : tensor;
         if (!isfinite(b->s[i])) {
             snprintf(err, err_size,
-                     "weight tensor %d of layer %d: a value near row %zu is "
-                     "too large for a half-precision scale (|w| above 8e6)",
-                     tensor, layer, row0 + i / groups);
+                     "%s of layer %d: a value near row %zu is too large for a "
+                     "half-precision scale (|w| above 8e6)",
+                     tensor_name(part), layer, row0 + i % (rows * groups) / groups);
             return -1;
         }
+        /* A group below 2^-24 * 127 / 2 in magnitude quantizes to zeros. */
+        if (b->s[i] == 0.0f) {
+            const float *values = b->f + (i / groups) * cols + (i % groups) * group;
+            const size_t length = cols - (i % groups) * group < group
+                                      ? cols - (i % groups) * group
+                                      : group;
+            for (size_t c = 0; c < length; c++)
+                if (values[c] != 0.0f) {
+                    underflow++;
+                    break;
+                }
+        }
     }
+    if (underflow > 0)
+        fprintf(stderr,
+                "convert: warning: %zu groups of %s of layer %d have weights "
+                "too small for a half-precision scale (below 4e-6) and were "
+                "stored as zeros\n",
+                underflow, tensor_name(tensor), layer);
 
     if (stats) {
         for (size_t r = 0; r < rows; r++) {
@@ -155,9 +203,9 @@ static int write_block(writer *w, const pp_weight_provider *p, int tensor,
     }
 
     const uint64_t start = w->offset;
-    pp_q8_pack(rows, cols, group, b->q, b->s, b->packed);
+    pp_q8_pack(all_rows, cols, group, b->q, b->s, b->packed);
     put(w, b->packed, packed_bytes);
-    pad_to(w, start + pp_matrix_bytes(rows, cols, group));
+    pad_to(w, start + pp_matrix_bytes(all_rows, cols, group));
     return 0;
 }
 
@@ -315,14 +363,14 @@ int pp_write_model(const char *path, const pp_weight_provider *p,
     end_section(&w, &sec[n_sec++]);
 
     begin_section(&w, d.alignment, &sec[n_sec], PP_SECTION_EMBEDDING);
-    if (write_block(&w, p, PP_T_EMBEDDING, 0, 0, d.vocab_size, 0, dim, group, &b,
+    if (write_block(&w, p, PP_T_EMBEDDING, -1, 0, 0, d.vocab_size, 0, dim, group, &b,
                     NULL, err, err_size) != 0)
         goto done;
     end_section(&w, &sec[n_sec++]);
 
     if (!p->shared_classifier) {
         begin_section(&w, d.alignment, &sec[n_sec], PP_SECTION_CLASSIFIER);
-        if (write_block(&w, p, PP_T_CLASSIFIER, 0, 0, d.vocab_size, 0, dim,
+        if (write_block(&w, p, PP_T_CLASSIFIER, -1, 0, 0, d.vocab_size, 0, dim,
                         group, &b, NULL, err, err_size) != 0)
             goto done;
         end_section(&w, &sec[n_sec++]);
@@ -347,9 +395,9 @@ int pp_write_model(const char *path, const pp_weight_provider *p,
             pad_to(&w, layers_offset + directory[l * per_layer + h]);
             memset(col, 0, sizeof col);
             double *head_stats = hd <= 1024 ? col : NULL;
-            if (write_block(&w, p, PP_T_WQ, layer, h * hd, hd, 0, dim, group, &b,
+            if (write_block(&w, p, PP_T_WQ, -1, layer, h * hd, hd, 0, dim, group, &b,
                             NULL, err, err_size) != 0 ||
-                write_block(&w, p, PP_T_WO, layer, 0, dim, h * hd, hd, group, &b,
+                write_block(&w, p, PP_T_WO, -1, layer, 0, dim, h * hd, hd, group, &b,
                             head_stats, err, err_size) != 0)
                 goto done;
             for (size_t i = 0; head_stats && i < hd; i++)
@@ -358,9 +406,9 @@ int pp_write_model(const char *path, const pp_weight_provider *p,
         }
         for (uint64_t h = 0; h < d.n_kv_heads; h++) {
             pad_to(&w, layers_offset + directory[l * per_layer + d.n_heads + h]);
-            if (write_block(&w, p, PP_T_WK, layer, h * hd, hd, 0, dim, group, &b,
+            if (write_block(&w, p, PP_T_WK, -1, layer, h * hd, hd, 0, dim, group, &b,
                             NULL, err, err_size) != 0 ||
-                write_block(&w, p, PP_T_WV, layer, h * hd, hd, 0, dim, group, &b,
+                write_block(&w, p, PP_T_WV, -1, layer, h * hd, hd, 0, dim, group, &b,
                             NULL, err, err_size) != 0)
                 goto done;
         }
@@ -371,12 +419,10 @@ int pp_write_model(const char *path, const pp_weight_provider *p,
                            directory[l * per_layer + d.n_heads + d.n_kv_heads + t]);
             memset(col, 0, sizeof col);
             double *tile_stats = width <= 1024 ? col : NULL;
-            if (write_block(&w, p, PP_T_GATE, layer, j0, width, 0, dim, group, &b,
-                            NULL, err, err_size) != 0 ||
-                write_block(&w, p, PP_T_UP, layer, j0, width, 0, dim, group, &b,
-                            NULL, err, err_size) != 0 ||
-                write_block(&w, p, PP_T_DOWN, layer, 0, dim, j0, width, group, &b,
-                            tile_stats, err, err_size) != 0)
+            if (write_block(&w, p, PP_T_GATE, PP_T_UP, layer, j0, width, 0, dim,
+                            group, &b, NULL, err, err_size) != 0 ||
+                write_block(&w, p, PP_T_DOWN, -1, layer, 0, dim, j0, width, group,
+                            &b, tile_stats, err, err_size) != 0)
                 goto done;
             for (size_t i = 0; tile_stats && i < width; i++)
                 for (int k = 0; k < 3; k++)

@@ -29,23 +29,35 @@ static void usage(void) {
 
 static int cmd_info(int argc, char **argv) {
     const char *model = NULL;
+    int verify = 0;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-m") == 0 && i + 1 < argc)
+        if (strcmp(argv[i], "-m") == 0 && i + 1 < argc) {
             model = argv[++i];
-        else
-            pp_die("unknown option '%s' for info; usage: pprt info -m MODEL.ppm",
+        } else if (strcmp(argv[i], "--verify") == 0) {
+            verify = 1;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            puts("usage: pprt info -m MODEL.ppm [--verify]\n"
+                 "  prints the model's configuration as one JSON object\n"
+                 "  --verify   also checks the CRC-32 of the weights (reads the "
+                 "whole file)");
+            return 0;
+        } else {
+            pp_die("unknown option '%s' for info; usage: pprt info -m MODEL.ppm "
+                   "[--verify]",
                    argv[i]);
+        }
     }
     if (!model)
-        pp_die("usage: pprt info -m MODEL.ppm");
+        pp_die("usage: pprt info -m MODEL.ppm [--verify]");
     char err[512];
     pp_file_source f;
     if (pp_file_open(&f, model, PP_FILE_MMAP, err, sizeof err) != 0)
         pp_die("%s", err);
     pp_model_info info;
-    pp_status st = pp_model_probe(&f.source, &info);
+    pp_status st = verify ? pp_model_verify(&f.source, &info)
+                          : pp_model_probe(&f.source, &info);
     if (st != PP_OK)
-        pp_die("%s: %s", model, pp_status_string(st));
+        pp_die("%s: %s", model, pp_model_error(&f.source, st, err, sizeof err));
     printf("{\"dim\": %d, \"hidden_dim\": %d, \"n_layers\": %d, \"n_heads\": %d, "
            "\"n_kv_heads\": %d, \"vocab_size\": %d, \"max_seq_len\": %d, "
            "\"tile\": %d, \"group\": %d, \"alignment\": %d, "
