@@ -20,8 +20,8 @@
  *
  * Last, the decode pattern of pruned weights: gemv_q8 on one thread over
  * MLP tiles laid out as in a model file. The tiles are TinyLlama-1.1B's
- * (dim 2048, 32 channels: gate rows, up rows, down columns). All gate and
- * up parts run first, then all down parts, as in a layer. This runs once
+ * (dim 2048, 32 channels: gate and up rows as one matrix, down columns).
+ * All gate and up parts run first, then all down parts, as in a layer. This runs once
  * without next-product hints and once with each call naming the next
  * part, each paired with a plain read of the same bytes.
  */
@@ -482,18 +482,18 @@ typedef struct tile_part {
 /* The tiles and the operands of a tiled decode run. */
 typedef struct tiled {
     uint8_t *data;
-    size_t tiles, tile_bytes, part_bytes;  /* part_bytes: gate, up, down */
+    size_t tiles, tile_bytes, part_bytes;  /* part_bytes: gate and up */
     size_t group;
     int8_t *x, *h;      /* the MLP input [dim] and activation [tiles * 32] */
     float *xs, *hs;
     float *y;           /* [tiles * 64 + dim] outputs */
 } tiled;
 
-/* Part `kind` (0 gate, 1 up, 2 down) of tile `index`. */
+/* Part `kind` (0 gate and up rows, 1 down columns) of tile `index`. */
 static tile_part tiled_part(const tiled *t, size_t index, int kind) {
     uint8_t *at = t->data + index * t->tile_bytes + (size_t)kind * t->part_bytes;
-    return kind < 2 ? (tile_part){at, TILE_WIDTH, TILE_DIM}
-                    : (tile_part){at, TILE_DIM, TILE_WIDTH};
+    return kind == 0 ? (tile_part){at, 2 * TILE_WIDTH, TILE_DIM}
+                     : (tile_part){at, TILE_DIM, TILE_WIDTH};
 }
 
 static void tiled_free(tiled *t) {
@@ -508,8 +508,8 @@ static void tiled_free(tiled *t) {
 static int tiled_alloc(tiled *t, size_t min_bytes, size_t group) {
     memset(t, 0, sizeof *t);
     t->group = group;
-    t->part_bytes = (size_t)pp_matrix_bytes(TILE_WIDTH, TILE_DIM, group);
-    t->tile_bytes = 2 * t->part_bytes +
+    t->part_bytes = (size_t)pp_matrix_bytes(2 * TILE_WIDTH, TILE_DIM, group);
+    t->tile_bytes = t->part_bytes +
                     (size_t)pp_matrix_bytes(TILE_DIM, TILE_WIDTH, group);
     t->tiles = (min_bytes + t->tile_bytes - 1) / t->tile_bytes;
     t->data = malloc(t->tiles * t->tile_bytes);
@@ -524,7 +524,7 @@ static int tiled_alloc(tiled *t, size_t min_bytes, size_t group) {
     }
 
     for (size_t i = 0; i < t->tiles; i++) {
-        for (int kind = 0; kind < 3; kind++) {
+        for (int kind = 0; kind < 2; kind++) {
             const tile_part part = tiled_part(t, i, kind);
             fill_matrix(part.w, part.m, part.k, group);
         }
@@ -552,20 +552,18 @@ static double time_tiled(const pp_kernels *kernels, tiled *t, int hints) {
     const size_t hs_step = pp_group_count(TILE_WIDTH, t->group);
     const double start = sample_seconds(1);
     for (size_t i = 0; i < t->tiles; i++) {
-        for (int kind = 0; kind < 2; kind++) {
-            const tile_part part = tiled_part(t, i, kind);
-            const int last = kind == 1 && i + 1 == t->tiles;
-            const tile_part after = tiled_part(t, kind ? i + 1 : i, !kind);
-            const pp_q8_next next = next_hint(&after);
-            kernels->gemv_q8(part.m, part.k, t->group, part.w, t->x,
-                             t->xs, t->y + (2 * i + (size_t)kind) * TILE_WIDTH,
-                             0, hints && !last ? &next : NULL);
-        }
+        const tile_part part = tiled_part(t, i, 0);
+        const int last = i + 1 == t->tiles;
+        const tile_part after = tiled_part(t, last ? i : i + 1, 0);
+        const pp_q8_next next = next_hint(&after);
+        kernels->gemv_q8(part.m, part.k, t->group, part.w, t->x, t->xs,
+                         t->y + 2 * i * TILE_WIDTH, 0,
+                         hints && !last ? &next : NULL);
     }
     for (size_t i = 0; i < t->tiles; i++) {
-        const tile_part part = tiled_part(t, i, 2);
+        const tile_part part = tiled_part(t, i, 1);
         const int last = i + 1 == t->tiles;
-        const tile_part after = tiled_part(t, last ? i : i + 1, 2);
+        const tile_part after = tiled_part(t, last ? i : i + 1, 1);
         const pp_q8_next next = next_hint(&after);
         kernels->gemv_q8(part.m, part.k, t->group, part.w,
                          t->h + i * TILE_WIDTH, t->hs + i * hs_step,

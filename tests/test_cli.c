@@ -109,8 +109,14 @@ static void damaged_files_reported(void) {
     const long size = ftell(f);
     rewind(f);
     unsigned char *bytes = malloc((size_t)size);
-    CHECK(bytes && fread(bytes, 1, (size_t)size, f) == (size_t)size);
+    CHECK(bytes != NULL);
+    const size_t got = bytes ? fread(bytes, 1, (size_t)size, f) : 0;
     fclose(f);
+    CHECK(got == (size_t)size);
+    if (got != (size_t)size) {
+        free(bytes);
+        return;
+    }
 
     char path[300], args[700], out[4096];
     snprintf(path, sizeof path, "%s.damaged", model);
