@@ -109,7 +109,7 @@ static void allocate_context(pp_context *c, pp_arena *a,
     const size_t kv_dim = to_size(d->n_kv_heads * d->head_dim);
     const size_t head_dim = to_size(d->head_dim), group = to_size(d->group);
     const size_t tiles = to_size(pp_mlp_tile_count(d));
-    const size_t per_layer = to_size(pp_tiles_per_layer(d));
+    const size_t per_layer = to_size(pp_parts_per_layer(d));
     const size_t batch = (size_t)c->max_batch, seq = (size_t)c->max_tokens;
     const size_t n = batch * seq;
     const size_t ctx = (size_t)c->max_context, hist = (size_t)c->history_len;
@@ -127,9 +127,8 @@ static void allocate_context(pp_context *c, pp_arena *a,
     c->final_norm = pp_arena_alloc(a, dim, F, 64);
     c->channel_stats = pp_arena_alloc(a, layers * 3 * (dim + hidden), F, 64);
     c->rope = pp_arena_alloc(a, ctx * head_dim, F, 64);
-    c->weights.tile_offset = pp_arena_alloc(a, layers * per_layer, 8, 8);
-    c->weights.tile_stamp = pp_arena_alloc(a, layers * per_layer * 2, 4, 4);
-    c->weights.mlp_bytes = pp_arena_alloc(a, tiles, 8, 8);
+    c->weights.part_offset = pp_arena_alloc(a, layers * per_layer, 8, 8);
+    c->weights.part_stamp = pp_arena_alloc(a, layers * per_layer, 4, 4);
 
     c->key_cache = pp_arena_alloc(a, layers * batch * ctx * kv_dim, F, 64);
     c->value_cache = pp_arena_alloc(a, layers * batch * ctx * kv_dim, F, 64);
@@ -314,23 +313,23 @@ static pp_status load_model(pp_context *c, const pp_model_file *file,
     /* The directory was validated; on a big-endian host this would need a
      * byte swap, which pp_get_u64 does. */
     const pp_section *dir = &file->section[PP_SECTION_TILE_DIRECTORY];
-    const size_t count = layers * to_size(pp_tiles_per_layer(d));
-    if ((st = pp_source_read(source, dir->offset, c->weights.tile_offset,
+    const size_t per_layer = to_size(pp_parts_per_layer(d));
+    const size_t count = layers * per_layer;
+    if ((st = pp_source_read(source, dir->offset, c->weights.part_offset,
                              8 * count)) != PP_OK)
         return st;
     for (size_t i = 0; i < count; i++)
-        c->weights.tile_offset[i] =
-            pp_get_u64((const uint8_t *)&c->weights.tile_offset[i]);
-    memset(c->weights.tile_stamp, 0, 2 * 4 * count);
+        c->weights.part_offset[i] =
+            pp_get_u64((const uint8_t *)&c->weights.part_offset[i]);
+    memset(c->weights.part_stamp, 0, 4 * count);
 
     pp_weights *w = &c->weights;
     w->data = source->data;
-    w->head_bytes = pp_head_tile_bytes(d);
-    w->kv_bytes = pp_kv_tile_bytes(d);
-    w->layer_bytes = d->n_heads * w->head_bytes + d->n_kv_heads * w->kv_bytes;
-    for (uint64_t t = 0; t < pp_mlp_tile_count(d); t++) {
-        w->mlp_bytes[t] = pp_mlp_tile_bytes(d, pp_mlp_tile_width(d, t));
-        w->layer_bytes += w->mlp_bytes[t];
+    w->layer_bytes = 0;
+    for (size_t entry = 0; entry < per_layer; entry++) {
+        uint64_t index;
+        const pp_part part = pp_part_of_entry(d, entry, &index);
+        w->layer_bytes += pp_part_bytes(d, part, index);
     }
     w->embedding_offset = file->section[PP_SECTION_EMBEDDING].offset;
     w->classifier_offset = file->info.shared_classifier
@@ -419,39 +418,17 @@ void pp_stats_reset(pp_context *c) {
     c->cache.misses = 0;
 }
 
+/* Index of a part in part_offset and part_stamp. */
+static size_t part_slot(const pp_context *c, int layer, pp_part part,
+                        int index) {
+    return (size_t)layer * to_size(pp_parts_per_layer(&c->dims)) +
+           to_size(pp_part_entry(&c->dims, part, (uint64_t)index));
+}
+
 void pp_tile_part_range(const pp_context *c, int layer, pp_part part, int index,
                         uint64_t *file_offset, uint64_t *bytes) {
-    const pp_dims *d = &c->dims;
-    const uint64_t qkv = pp_matrix_bytes(d->head_dim, d->dim, d->group);
-    size_t tile = (size_t)index;
-    uint64_t offset = 0;
-
-    switch (part) {
-    case PP_PART_Q:
-        *bytes = qkv;
-        break;
-    case PP_PART_O:
-        offset = qkv;
-        *bytes = pp_matrix_bytes(d->dim, d->head_dim, d->group);
-        break;
-    case PP_PART_KV:
-        tile += to_size(d->n_heads);
-        *bytes = 2 * qkv;
-        break;
-    case PP_PART_GATE_UP:
-    case PP_PART_DOWN: {
-        const uint64_t width = pp_mlp_tile_width(d, (uint64_t)index);
-        const uint64_t gate_up = pp_matrix_bytes(2 * width, d->dim, d->group);
-        tile += to_size(d->n_heads + d->n_kv_heads);
-        offset = part == PP_PART_DOWN ? gate_up : 0;
-        *bytes = part == PP_PART_DOWN
-                     ? pp_matrix_bytes(d->dim, width, d->group)
-                     : gate_up;
-        break;
-    }
-    }
-    *file_offset =
-        c->weights.tile_offset[(size_t)layer * pp_tiles_per_layer(d) + tile] + offset;
+    *file_offset = c->weights.part_offset[part_slot(c, layer, part, index)];
+    *bytes = pp_part_bytes(&c->dims, part, (uint64_t)index);
 }
 
 const uint8_t *pp_tile_part(pp_context *c, int layer, pp_part part, int index) {
@@ -461,11 +438,9 @@ const uint8_t *pp_tile_part(pp_context *c, int layer, pp_part part, int index) {
 
     const uint8_t *p;
     if (c->cache.enabled) {
-        static const int pools[] = {PP_POOL_Q, PP_POOL_O, PP_POOL_KV,
+        static const int pools[] = {PP_POOL_Q, PP_POOL_KV, PP_POOL_O,
                                     PP_POOL_GATE_UP, PP_POOL_DOWN};
-        const uint64_t per_layer = part == PP_PART_KV ? d->n_kv_heads
-                                   : part <= PP_PART_O ? d->n_heads
-                                                       : pp_mlp_tile_count(d);
+        const uint64_t per_layer = pp_part_count(d, part);
         const pp_cache_span span = {file_offset, (size_t)bytes, 0};
         p = pp_cache_get(c, pools[part],
                          (int32_t)((uint64_t)layer * per_layer + (uint64_t)index),
@@ -476,16 +451,8 @@ const uint8_t *pp_tile_part(pp_context *c, int layer, pp_part part, int index) {
         p = c->weights.data + file_offset;
     }
 
-    /* Count each part once per call: stamps per tile, one for the first
-     * part (q, k/v, gate/up) and one for the second (o, down). */
-    size_t tile = (size_t)index;
-    if (part == PP_PART_KV)
-        tile += to_size(d->n_heads);
-    else if (part >= PP_PART_GATE_UP)
-        tile += to_size(d->n_heads + d->n_kv_heads);
-    const size_t slot = (size_t)layer * to_size(pp_tiles_per_layer(d)) + tile;
-    uint32_t *stamp = &c->weights.tile_stamp[2 * slot + (part == PP_PART_O ||
-                                                         part == PP_PART_DOWN)];
+    /* Count each part once per call. */
+    uint32_t *stamp = &c->weights.part_stamp[part_slot(c, layer, part, index)];
     if (*stamp != c->call_id) {
         *stamp = c->call_id;
         c->stats.weight_bytes_read += bytes;

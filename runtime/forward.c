@@ -716,9 +716,9 @@ static pp_status run_forward(pp_context *c, const int32_t *tokens, int n_seq,
 
     c->call_id++;
     if (c->call_id == 0) {  /* wrapped: forget old stamps */
-        memset(c->weights.tile_stamp, 0,
-               2 * 4 * (size_t)c->info.n_layers *
-                   (size_t)pp_tiles_per_layer(&c->dims));
+        memset(c->weights.part_stamp, 0,
+               4 * (size_t)c->info.n_layers *
+                   (size_t)pp_parts_per_layer(&c->dims));
         c->call_id = 1;
     }
 

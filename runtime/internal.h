@@ -17,15 +17,13 @@
 /* Weight access: a tile pointer plus its size, counted once per call. */
 typedef struct pp_weights {
     const uint8_t *data;        /* the whole file (memory or mmap source) */
-    uint64_t *tile_offset;      /* [n_layers][tiles_per_layer] */
-    uint32_t *tile_stamp;       /* [n_layers][tiles_per_layer][2] call id of
-                                   the last read of each part of a tile, for
-                                   counting it once per call */
-    uint64_t head_bytes, kv_bytes;
-    uint64_t *mlp_bytes;        /* [mlp tiles] */
+    uint64_t *part_offset;      /* [n_layers][parts_per_layer] */
+    uint32_t *part_stamp;       /* [n_layers][parts_per_layer] call id of
+                                   the last read of each part, for counting
+                                   it once per call */
     uint64_t embedding_offset, classifier_offset;
     uint64_t vocab_bytes;  /* of the embedding and of the classifier */
-    uint64_t layer_bytes;       /* all tiles of one layer */
+    uint64_t layer_bytes;       /* all parts of one layer */
 } pp_weights;
 
 /* Calibration statistics for the static baselines (per layer, per input
@@ -36,15 +34,6 @@ typedef struct pp_calibration {
     uint64_t tokens;                /* calibration tokens seen */
     uint64_t *slot_count;           /* [history_len] windows seen per slot */
 } pp_calibration;
-
-/* The parts of a tile that are read separately (see format.h). */
-typedef enum pp_part {
-    PP_PART_Q,        /* head tile: q rows */
-    PP_PART_O,        /* head tile: o columns */
-    PP_PART_KV,       /* kv tile: k and v rows */
-    PP_PART_GATE_UP,  /* MLP tile: gate and up rows */
-    PP_PART_DOWN,     /* MLP tile: down columns */
-} pp_part;
 
 /* Tile cache for read sources (tile_cache.c): one pool per kind of part. */
 enum {

@@ -204,7 +204,7 @@ static pp_status check_section_sizes(pp_model_file *file) {
         s[PP_SECTION_CHANNEL_STATS].size !=
             4 * d->n_layers * 3 * (d->dim + d->hidden_dim) ||
         s[PP_SECTION_TILE_DIRECTORY].size !=
-            8 * d->n_layers * pp_tiles_per_layer(d) ||
+            8 * d->n_layers * pp_parts_per_layer(d) ||
         s[PP_SECTION_EMBEDDING].size != vocab_bytes ||
         (s[PP_SECTION_CLASSIFIER].present &&
          s[PP_SECTION_CLASSIFIER].size != vocab_bytes) ||
@@ -213,23 +213,20 @@ static pp_status check_section_sizes(pp_model_file *file) {
     return PP_OK;
 }
 
-/* Size of tile `index` of a layer, in directory order. */
-static uint64_t tile_bytes(const pp_dims *d, uint64_t index) {
-    if (index < d->n_heads)
-        return pp_head_tile_bytes(d);
-    if (index < d->n_heads + d->n_kv_heads)
-        return pp_kv_tile_bytes(d);
-    return pp_mlp_tile_bytes(d, pp_mlp_tile_width(d, index - d->n_heads -
-                                                         d->n_kv_heads));
+/* Size of directory entry `entry` of a layer. */
+static uint64_t entry_bytes(const pp_dims *d, uint64_t entry) {
+    uint64_t index;
+    const pp_part part = pp_part_of_entry(d, entry, &index);
+    return pp_part_bytes(d, part, index);
 }
 
-/* Every tile must be aligned, inside LAYERS, after the previous one. */
+/* Every part must be aligned, inside LAYERS, after the previous one. */
 static pp_status check_directory(const pp_source *source,
                                  const pp_model_file *file) {
     const pp_dims *d = &file->dims;
     const pp_section *dir = &file->section[PP_SECTION_TILE_DIRECTORY];
     const pp_section *layers = &file->section[PP_SECTION_LAYERS];
-    const uint64_t per_layer = pp_tiles_per_layer(d);
+    const uint64_t per_layer = pp_parts_per_layer(d);
     const uint64_t count = d->n_layers * per_layer;
     uint64_t end_of_previous = layers->offset;
     uint8_t buffer[512];
@@ -244,7 +241,7 @@ static pp_status check_directory(const pp_source *source,
 
         for (uint64_t j = 0; j < n; j++) {
             const uint64_t offset = pp_get_u64(buffer + 8 * j);
-            const uint64_t bytes = tile_bytes(d, (i + j) % per_layer);
+            const uint64_t bytes = entry_bytes(d, (i + j) % per_layer);
             if (offset % d->alignment != 0 || offset < end_of_previous ||
                 offset > layers->offset + layers->size ||
                 bytes > layers->offset + layers->size - offset)

@@ -277,33 +277,24 @@ void pp_cache_plan_prefetch(pp_context *c, int layer) {
     if (!c->cache.enabled || layer >= c->info.n_layers)
         return;
 
+    /* The kept parts in file order, so the reads run front to back. */
+    static const int pools[] = {PP_POOL_Q, PP_POOL_KV, PP_POOL_O,
+                                PP_POOL_GATE_UP, PP_POOL_DOWN};
     const uint8_t *heads = c->pruning.head_kept + (size_t)layer * d->n_heads;
     const uint8_t *tiles = c->pruning.tile_kept + (size_t)layer * pp_mlp_tile_count(d);
-    for (int h = 0; h < (int)d->n_kv_heads; h++) {
-        uint64_t offset, bytes;
-        pp_tile_part_range(c, layer, PP_PART_KV, h, &offset, &bytes);
-        reserve(c, PP_POOL_KV, (int32_t)((uint64_t)layer * d->n_kv_heads + (uint64_t)h),
-                offset, bytes, &reserved[PP_POOL_KV]);
-    }
-    for (int h = 0; h < (int)d->n_heads; h++) {
-        if (!heads[h])
-            continue;
-        const int32_t item = (int32_t)((uint64_t)layer * d->n_heads + (uint64_t)h);
-        uint64_t offset, bytes;
-        pp_tile_part_range(c, layer, PP_PART_Q, h, &offset, &bytes);
-        reserve(c, PP_POOL_Q, item, offset, bytes, &reserved[PP_POOL_Q]);
-        pp_tile_part_range(c, layer, PP_PART_O, h, &offset, &bytes);
-        reserve(c, PP_POOL_O, item, offset, bytes, &reserved[PP_POOL_O]);
-    }
-    for (int t = 0; t < (int)pp_mlp_tile_count(d); t++) {
-        if (!tiles[t])
-            continue;
-        const int32_t item = (int32_t)((uint64_t)layer * pp_mlp_tile_count(d) + (uint64_t)t);
-        uint64_t offset, bytes;
-        pp_tile_part_range(c, layer, PP_PART_GATE_UP, t, &offset, &bytes);
-        reserve(c, PP_POOL_GATE_UP, item, offset, bytes, &reserved[PP_POOL_GATE_UP]);
-        pp_tile_part_range(c, layer, PP_PART_DOWN, t, &offset, &bytes);
-        reserve(c, PP_POOL_DOWN, item, offset, bytes, &reserved[PP_POOL_DOWN]);
+    for (int part = PP_PART_Q; part <= PP_PART_DOWN; part++) {
+        const uint64_t count = pp_part_count(d, (pp_part)part);
+        const uint8_t *kept = part == PP_PART_KV        ? NULL
+                              : part >= PP_PART_GATE_UP ? tiles
+                                                        : heads;
+        for (uint64_t i = 0; i < count; i++) {
+            if (kept && !kept[i])
+                continue;
+            uint64_t offset, bytes;
+            pp_tile_part_range(c, layer, (pp_part)part, (int)i, &offset, &bytes);
+            reserve(c, pools[part], (int32_t)((uint64_t)layer * count + i), offset,
+                    bytes, &reserved[pools[part]]);
+        }
     }
 }
 

@@ -497,9 +497,11 @@ static void decode_reads_only_kept_tiles(void) {
         pp_kept_get(ctx, l, heads, chans);
         for (int h = 0; h < 8; h++)
             expected += heads[h] ? q + o : 0;
-        expected += 4 * pp_kv_tile_bytes(d);
+        expected += 4 * pp_part_bytes(d, PP_PART_KV, 0);
         for (int t = 0; t < 43; t++)
-            expected += chans[4 * t] ? pp_mlp_tile_bytes(d, 4) : 0;
+            expected += chans[4 * t] ? pp_part_bytes(d, PP_PART_GATE_UP, (uint64_t)t) +
+                                           pp_part_bytes(d, PP_PART_DOWN, (uint64_t)t)
+                                     : 0;
     }
     CHECKF(stats.weight_bytes_read == expected, "decode read %llu bytes, expected %llu",
            (unsigned long long)stats.weight_bytes_read, (unsigned long long)expected);

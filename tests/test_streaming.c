@@ -135,24 +135,26 @@ static void part_range(const pp_context *c, int layer, pp_part part, int index,
                        uint64_t *begin, uint64_t *bytes) {
     const pp_dims *d = &c->dims;
     const uint64_t qkv = pp_matrix_bytes(d->head_dim, d->dim, d->group);
-    const uint64_t gate_up = pp_matrix_bytes(2 * d->tile, d->dim, d->group);
-    size_t tile = (size_t)index;
-    uint64_t offset = 0;
+    const uint64_t heads = d->n_heads, kv = d->n_kv_heads;
+    const uint64_t tiles = pp_mlp_tile_count(d);
+    uint64_t entry = (uint64_t)index;  /* directory: q, kv, o, gate/up, down */
     switch (part) {
     case PP_PART_Q: *bytes = qkv; break;
+    case PP_PART_KV: entry += heads; *bytes = 2 * qkv; break;
     case PP_PART_O:
-        offset = qkv;
+        entry += heads + kv;
         *bytes = pp_matrix_bytes(d->dim, d->head_dim, d->group);
         break;
-    case PP_PART_KV: tile += d->n_heads; *bytes = 2 * qkv; break;
-    case PP_PART_GATE_UP: tile += d->n_heads + d->n_kv_heads; *bytes = gate_up; break;
+    case PP_PART_GATE_UP:
+        entry += 2 * heads + kv;
+        *bytes = pp_matrix_bytes(2 * d->tile, d->dim, d->group);
+        break;
     case PP_PART_DOWN:
-        tile += d->n_heads + d->n_kv_heads;
-        offset = gate_up;
+        entry += 2 * heads + kv + tiles;
         *bytes = pp_matrix_bytes(d->dim, d->tile, d->group);
         break;
     }
-    *begin = c->weights.tile_offset[(size_t)layer * pp_tiles_per_layer(d) + tile] + offset;
+    *begin = c->weights.part_offset[(size_t)layer * (2 * heads + kv + 2 * tiles) + entry];
 }
 
 static int overlaps(const read_log *log, size_t first, uint64_t begin, uint64_t bytes) {
@@ -206,7 +208,9 @@ static void decode_never_reads_pruned_tiles(void) {
             uint8_t heads[8], chans[172];
             pp_kept_get(ctx, l, heads, chans);
             for (int h = 0; h < (int)d->n_heads; h++) {
-                for (pp_part part = PP_PART_Q; part <= PP_PART_O; part++) {
+                const pp_part head_parts[2] = {PP_PART_Q, PP_PART_O};
+                for (int k = 0; k < 2; k++) {
+                    const pp_part part = head_parts[k];
                     uint64_t begin, bytes;
                     part_range(ctx, l, part, h, &begin, &bytes);
                     if (heads[h])

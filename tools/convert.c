@@ -284,12 +284,11 @@ int pp_write_model(const char *path, const pp_weight_provider *p,
         (uint64_t)p->n_heads, (uint64_t)p->n_kv_heads,
         (uint64_t)(p->dim / p->n_heads), (uint64_t)p->vocab_size,
         (uint64_t)o.tile, (uint64_t)o.group, (uint64_t)o.alignment};
-    const uint64_t per_layer = pp_tiles_per_layer(&d);
-    const uint64_t n_tiles = pp_mlp_tile_count(&d);
+    const uint64_t per_layer = pp_parts_per_layer(&d);
     const size_t dim = d.dim, hidden = d.hidden_dim, hd = d.head_dim;
     const size_t group = d.group;
 
-    /* Tile offsets relative to the LAYERS section start, in order. */
+    /* Part offsets relative to the LAYERS section start, in order. */
     uint64_t *directory = malloc(8 * d.n_layers * per_layer);
     double *stats = calloc(d.n_layers * 3 * (dim + hidden), sizeof(double));
     block_buffers b = {0};
@@ -304,14 +303,11 @@ int pp_write_model(const char *path, const pp_weight_provider *p,
     uint64_t at = 0;
     for (uint64_t l = 0; l < d.n_layers; l++) {
         for (uint64_t i = 0; i < per_layer; i++) {
+            uint64_t index;
+            const pp_part part = pp_part_of_entry(&d, i, &index);
             at = pp_align_up(at, d.alignment);
             directory[l * per_layer + i] = at;
-            if (i < d.n_heads)
-                at += pp_head_tile_bytes(&d);
-            else if (i < d.n_heads + d.n_kv_heads)
-                at += pp_kv_tile_bytes(&d);
-            else
-                at += pp_mlp_tile_bytes(&d, pp_mlp_tile_width(&d, i - d.n_heads - d.n_kv_heads));
+            at += pp_part_bytes(&d, part, index);
         }
     }
 
@@ -391,42 +387,50 @@ int pp_write_model(const char *path, const pp_weight_provider *p,
         if (o.verbose)
             pp_progress((size_t)layer + 1, (size_t)p->n_layers, "convert: layer %d/%d",
                         layer + 1, p->n_layers);
-        for (uint64_t h = 0; h < d.n_heads; h++) {
-            pad_to(&w, layers_offset + directory[l * per_layer + h]);
+        for (uint64_t i = 0; i < per_layer; i++) {
+            uint64_t index;
+            const pp_part part = pp_part_of_entry(&d, i, &index);
+            const size_t width = part >= PP_PART_GATE_UP
+                                     ? (size_t)pp_mlp_tile_width(&d, index)
+                                     : hd;
+            const size_t first = part >= PP_PART_GATE_UP ? index * d.tile
+                                                         : index * hd;
+            pad_to(&w, layers_offset + directory[l * per_layer + i]);
+            int failed = 0;
             memset(col, 0, sizeof col);
-            double *head_stats = hd <= 1024 ? col : NULL;
-            if (write_block(&w, p, PP_T_WQ, -1, layer, h * hd, hd, 0, dim, group, &b,
-                            NULL, err, err_size) != 0 ||
-                write_block(&w, p, PP_T_WO, -1, layer, 0, dim, h * hd, hd, group, &b,
-                            head_stats, err, err_size) != 0)
+            /* Per-column sums of o and down; no tile is that wide in
+             * practice, and a wider one is left out of scoring. */
+            double *col_stats = width <= 1024 ? col : NULL;
+            double *out_stats = part == PP_PART_O ? o_stats : down_stats;
+            const size_t out_stride = part == PP_PART_O ? dim : hidden;
+            switch (part) {
+            case PP_PART_Q:
+                failed = write_block(&w, p, PP_T_WQ, -1, layer, first, hd, 0,
+                                     dim, group, &b, NULL, err, err_size);
+                break;
+            case PP_PART_KV:
+                failed = write_block(&w, p, PP_T_WK, -1, layer, first, hd, 0,
+                                     dim, group, &b, NULL, err, err_size) ||
+                         write_block(&w, p, PP_T_WV, -1, layer, first, hd, 0,
+                                     dim, group, &b, NULL, err, err_size);
+                break;
+            case PP_PART_O:
+            case PP_PART_DOWN:
+                failed = write_block(&w, p, part == PP_PART_O ? PP_T_WO : PP_T_DOWN,
+                                     -1, layer, 0, dim, first, width, group, &b,
+                                     col_stats, err, err_size);
+                for (size_t c = 0; !failed && col_stats && c < width; c++)
+                    for (int k = 0; k < 3; k++)
+                        out_stats[k * out_stride + first + c] = col[k * width + c];
+                break;
+            case PP_PART_GATE_UP:
+                failed = write_block(&w, p, PP_T_GATE, PP_T_UP, layer, first,
+                                     width, 0, dim, group, &b, NULL, err,
+                                     err_size);
+                break;
+            }
+            if (failed)
                 goto done;
-            for (size_t i = 0; head_stats && i < hd; i++)
-                for (int k = 0; k < 3; k++)
-                    o_stats[k * dim + h * hd + i] = col[k * hd + i];
-        }
-        for (uint64_t h = 0; h < d.n_kv_heads; h++) {
-            pad_to(&w, layers_offset + directory[l * per_layer + d.n_heads + h]);
-            if (write_block(&w, p, PP_T_WK, -1, layer, h * hd, hd, 0, dim, group, &b,
-                            NULL, err, err_size) != 0 ||
-                write_block(&w, p, PP_T_WV, -1, layer, h * hd, hd, 0, dim, group, &b,
-                            NULL, err, err_size) != 0)
-                goto done;
-        }
-        for (uint64_t t = 0; t < n_tiles; t++) {
-            const size_t width = (size_t)pp_mlp_tile_width(&d, t);
-            const size_t j0 = t * d.tile;
-            pad_to(&w, layers_offset +
-                           directory[l * per_layer + d.n_heads + d.n_kv_heads + t]);
-            memset(col, 0, sizeof col);
-            double *tile_stats = width <= 1024 ? col : NULL;
-            if (write_block(&w, p, PP_T_GATE, PP_T_UP, layer, j0, width, 0, dim,
-                            group, &b, NULL, err, err_size) != 0 ||
-                write_block(&w, p, PP_T_DOWN, -1, layer, 0, dim, j0, width, group,
-                            &b, tile_stats, err, err_size) != 0)
-                goto done;
-            for (size_t i = 0; tile_stats && i < width; i++)
-                for (int k = 0; k < 3; k++)
-                    down_stats[k * hidden + j0 + i] = col[k * width + i];
         }
     }
     end_section(&w, &sec[n_sec++]);
