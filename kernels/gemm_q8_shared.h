@@ -5,13 +5,12 @@
  * gemm_q8_arm.h after they define Q8_INLINE.
  *
  * A blocked matrix (kernels.h) is one stream of bytes, read front to back,
- * which the hardware prefetchers follow well inside a matrix. Pruned
- * products are many short matrices (the gate part of a 32-channel MLP tile
- * of TinyLlama is 68 KiB), often apart in memory, and the prefetchers
- * start over on each.
- * So while the last bytes of a matrix are read, the prefetch below runs
- * into the first bytes of the product that the caller runs next
- * (pp_q8_next).
+ * which the hardware prefetchers follow well, on into the next product
+ * when it follows in memory (model files store a layer's parts in the
+ * order they are read). Pruning skips parts, and the prefetchers start
+ * over after each gap. So while the last bytes of a matrix are read, the
+ * prefetch below runs into the first bytes of the product that the caller
+ * runs next (pp_q8_next), unless that product continues the stream.
  *
  * Prefetches are hints: they never fault and never change a result.
  */
@@ -37,11 +36,12 @@ Q8_INLINE int32_t q8_quad(const int8_t *x, size_t count) {
 /*
  * GEMV prefetch distance into the next product, in bytes (0 turns it off).
  * Decode of the synthetic TinyLlama-1.1B shape on one thread of a Zen 4
- * EPYC (shared 2-core VM), in interleaved runs: about 23.3 tokens/s
- * without it, 23.1 to 24.7 with 4096, 21.8 to 22.8 with 8192 and 19 to 20
- * with 16384. Prefetching the current product's own lines as well made
- * decode much slower (14 tokens/s at 4096), so that is left to the
- * hardware.
+ * EPYC (shared 2-core VM), interleaved runs: Probe Pruning at 0.4 ran at
+ * 39.9 to 40.6 tokens/s without it and 40.5 to 41.1 with 4096; dense
+ * decode (one stream) at 28.3 to 29.1 either way. Prefetching at every
+ * product boundary cost dense decode 3%, 8192 bytes cost it 14%, and
+ * prefetching the current product's own lines as well halved the speed of
+ * the earlier side-by-side layout, so those are left to the hardware.
  */
 #ifndef Q8_PREFETCH_BYTES
 #define Q8_PREFETCH_BYTES 4096
@@ -57,7 +57,12 @@ static inline q8_ahead q8_ahead_make(size_t m, size_t k, size_t group,
                                      const uint8_t *w,
                                      const pp_q8_next *next) {
     q8_ahead a = {w, NULL, pp_q8_matrix_bytes(m, k, group), 0};
-    if (next && next->w && next->m > 0 && next->k > 0) {
+    /* A next product that starts within a cache line or so of this one's
+     * end continues the stream, which the hardware prefetchers follow. */
+    const uintptr_t end = (uintptr_t)w + a.bytes;
+    const int continues = next && (uintptr_t)next->w >= end &&
+                          (uintptr_t)next->w - end <= 128;
+    if (next && next->w && next->m > 0 && next->k > 0 && !continues) {
         a.next = next->w;
         a.next_bytes = pp_q8_matrix_bytes(next->m, next->k, group);
     }
