@@ -19,9 +19,10 @@
  * read bandwidth.
  *
  * Last, the decode pattern of pruned weights: gemv_q8 on one thread over
- * MLP tiles laid out as in a model file. The tiles are TinyLlama-1.1B's
- * (dim 2048, 32 channels: gate and up rows as one matrix, down columns).
- * All gate and up parts run first, then all down parts, as in a layer. This runs once
+ * two of every three MLP tiles, laid out as in a model file (all gate/up
+ * parts, then all down parts). The tiles are TinyLlama-1.1B's (dim 2048,
+ * 32 channels: gate and up rows as one matrix, down columns). The kept
+ * gate and up parts run first, then their down parts, as in a layer. This runs once
  * without next-product hints and once with each call naming the next
  * part, each paired with a plain read of the same bytes.
  */
@@ -483,15 +484,19 @@ typedef struct tile_part {
 typedef struct tiled {
     uint8_t *data;
     size_t tiles, tile_bytes, part_bytes;  /* part_bytes: gate and up */
+    size_t down_bytes;
     size_t group;
     int8_t *x, *h;      /* the MLP input [dim] and activation [tiles * 32] */
     float *xs, *hs;
     float *y;           /* [tiles * 64 + dim] outputs */
 } tiled;
 
-/* Part `kind` (0 gate and up rows, 1 down columns) of tile `index`. */
+/* Part `kind` (0 gate and up rows, 1 down columns) of tile `index`: all
+ * gate/up parts, then all down parts, as a model file stores a layer. */
 static tile_part tiled_part(const tiled *t, size_t index, int kind) {
-    uint8_t *at = t->data + index * t->tile_bytes + (size_t)kind * t->part_bytes;
+    uint8_t *at = kind == 0 ? t->data + index * t->part_bytes
+                            : t->data + t->tiles * t->part_bytes +
+                                  index * t->down_bytes;
     return kind == 0 ? (tile_part){at, 2 * TILE_WIDTH, TILE_DIM}
                      : (tile_part){at, TILE_DIM, TILE_WIDTH};
 }
@@ -509,8 +514,8 @@ static int tiled_alloc(tiled *t, size_t min_bytes, size_t group) {
     memset(t, 0, sizeof *t);
     t->group = group;
     t->part_bytes = (size_t)pp_matrix_bytes(2 * TILE_WIDTH, TILE_DIM, group);
-    t->tile_bytes = t->part_bytes +
-                    (size_t)pp_matrix_bytes(TILE_DIM, TILE_WIDTH, group);
+    t->down_bytes = (size_t)pp_matrix_bytes(TILE_DIM, TILE_WIDTH, group);
+    t->tile_bytes = t->part_bytes + t->down_bytes;
     t->tiles = (min_bytes + t->tile_bytes - 1) / t->tile_bytes;
     t->data = malloc(t->tiles * t->tile_bytes);
     t->x = malloc(TILE_DIM);
@@ -545,25 +550,38 @@ static pp_q8_next next_hint(const tile_part *p) {
     return (pp_q8_next){p->w, p->m, p->k};
 }
 
-/* Runs the decode of every tile once: the gate and up parts, then the down
- * parts, each call naming the next part when `hints` is set. Returns the
- * seconds. */
+/* Whether the pruned pattern keeps tile i: two of every three, as Probe
+ * Pruning at a ratio of 1/3 keeps. */
+static int tile_kept(size_t i) { return i % 3 != 2; }
+
+/* Kept tiles from `from` on: the first one, or t->tiles when none is left. */
+static size_t next_kept(const tiled *t, size_t from) {
+    while (from < t->tiles && !tile_kept(from))
+        from++;
+    return from;
+}
+
+/* Runs the decode of the kept tiles once: the gate and up parts, then the
+ * down parts, each call naming the next part when `hints` is set. Returns
+ * the seconds. */
 static double time_tiled(const pp_kernels *kernels, tiled *t, int hints) {
     const size_t hs_step = pp_group_count(TILE_WIDTH, t->group);
     const double start = sample_seconds(1);
-    for (size_t i = 0; i < t->tiles; i++) {
+    for (size_t i = next_kept(t, 0); i < t->tiles; i = next_kept(t, i + 1)) {
         const tile_part part = tiled_part(t, i, 0);
-        const int last = i + 1 == t->tiles;
-        const tile_part after = tiled_part(t, last ? i : i + 1, 0);
+        const size_t following = next_kept(t, i + 1);
+        const int last = following == t->tiles;
+        const tile_part after = tiled_part(t, last ? i : following, 0);
         const pp_q8_next next = next_hint(&after);
         kernels->gemv_q8(part.m, part.k, t->group, part.w, t->x, t->xs,
                          t->y + 2 * i * TILE_WIDTH, 0,
                          hints && !last ? &next : NULL);
     }
-    for (size_t i = 0; i < t->tiles; i++) {
+    for (size_t i = next_kept(t, 0); i < t->tiles; i = next_kept(t, i + 1)) {
         const tile_part part = tiled_part(t, i, 1);
-        const int last = i + 1 == t->tiles;
-        const tile_part after = tiled_part(t, last ? i : i + 1, 1);
+        const size_t following = next_kept(t, i + 1);
+        const int last = following == t->tiles;
+        const tile_part after = tiled_part(t, last ? i : following, 1);
         const pp_q8_next next = next_hint(&after);
         kernels->gemv_q8(part.m, part.k, t->group, part.w,
                          t->h + i * TILE_WIDTH, t->hs + i * hs_step,
@@ -593,13 +611,16 @@ static void bench_tiled(const char *names, size_t min_bytes, size_t group,
         fprintf(stderr, "out of memory for the tiled decode buffer\n");
         return;
     }
-    const double bytes = (double)(t.tiles * t.tile_bytes);
-    const size_t read_bytes = buffer->bytes < t.tiles * t.tile_bytes
+    size_t kept = 0;
+    for (size_t i = 0; i < t.tiles; i++)
+        kept += (size_t)tile_kept(i);
+    const double bytes = (double)(kept * t.tile_bytes);
+    const size_t read_bytes = buffer->bytes < kept * t.tile_bytes
                                   ? buffer->bytes / 64 * 64
-                                  : t.tiles * t.tile_bytes / 64 * 64;
-    printf("\ntiled decode, 1 thread: %zu MLP tiles of TinyLlama-1.1B "
-           "(%zu MiB), gate/up parts then down parts\n",
-           t.tiles, (t.tiles * t.tile_bytes) >> 20);
+                                  : kept * t.tile_bytes / 64 * 64;
+    printf("\ntiled decode, 1 thread: %zu of %zu MLP tiles of TinyLlama-1.1B "
+           "(%zu MiB read), gate/up parts then down parts\n",
+           kept, t.tiles, (kept * t.tile_bytes) >> 20);
     printf("%-7s %12s %12s %12s %8s\n", "isa", "no hint GB/s",
            "hinted GB/s", "read GB/s", "ratio");
     for (const char *p = names; *p && n_tiled_results < 8;) {
