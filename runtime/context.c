@@ -145,6 +145,7 @@ static void allocate_context(pp_context *c, pp_arena *a,
     s->gate_up = pp_arena_alloc(a, n * 2 * hidden, F, 64);
     s->xq = pp_arena_alloc(a, n * wide, 1, 64);
     s->xs = pp_arena_alloc(a, n * groups, F, 64);
+    s->partials = pp_arena_alloc(a, PP_COLUMN_PARTITIONS * dim, F, 64);
     s->embed_block = pp_arena_alloc(a, pp_q8_block_bytes(dim, group), 1, 64);
     s->att_scores = pp_arena_alloc(a, batch * heads * ctx, F, 64);
     s->norms = pp_arena_alloc(a, n, F, 64);

@@ -202,12 +202,20 @@ static void row_batch_add(row_batch *b, q8_matrix m, float *y, size_t ldy) {
                                         b->run.c->scratch.xs, y, ldy};
 }
 
-/* A product whose output sums over units (heads or tiles): each task owns a
- * range of output rows and adds the units in order. */
+/*
+ * A product whose output sums over units (heads or tiles). With several
+ * activation rows (prefill), each task owns a range of output rows and adds
+ * the units in order. With one (decode), whole parts stream best, so the
+ * units are split by index into PP_COLUMN_PARTITIONS fixed ranges: each task
+ * sums one range in order into its own partial sum, and the partial sums
+ * are added in order at the end. Neither the thread count nor a tile cache
+ * that runs a product in pieces changes the order of any addition.
+ */
 typedef struct column_unit {
     q8_matrix m;       /* [dim][width] */
     size_t x_offset;   /* first input column of the unit */
     size_t xs_offset;  /* its first scale in each row */
+    size_t partition;  /* of the unit's index, for decode */
 } column_unit;
 
 _Static_assert(sizeof(column_unit) <= 64, "a unit must fit its 64-byte slot");
@@ -219,6 +227,29 @@ typedef struct column_job {
     float *y;  /* [n][rows] */
     int zero;  /* clear y first (the first run of a product) */
 } column_job;
+
+/* Decode: task p adds the units of partition p, which lie together in the
+ * unit list, to partial sum p (scratch.partials[p][rows]). */
+static void partition_task(void *arg, size_t p) {
+    const column_job *job = arg;
+    pp_context *c = job->c;
+    const size_t group = (size_t)c->info.group;
+    float *partial = c->scratch.partials + p * job->rows;
+
+    size_t u = 0;
+    while (u < job->n_units && job->units[u].partition < p)
+        u++;
+    for (; u < job->n_units && job->units[u].partition == p; u++) {
+        const column_unit *unit = &job->units[u];
+        pp_q8_next next = {NULL, 0, 0};
+        if (u + 1 < job->n_units && job->units[u + 1].partition == p)
+            next = (pp_q8_next){job->units[u + 1].m.w, job->rows,
+                                job->units[u + 1].m.cols};
+        c->kernels.gemv_q8(job->rows, unit->m.cols, group, unit->m.w,
+                           c->scratch.xq + unit->x_offset,
+                           c->scratch.xs + unit->xs_offset, partial, 1, &next);
+    }
+}
 
 static void column_task(void *arg, size_t index) {
     const column_job *job = arg;
@@ -262,13 +293,14 @@ static void run_columns(pp_context *c, const column_unit *units, size_t n_units,
                         size_t n, size_t ldx, size_t ldxs, float *y, int zero) {
     const size_t rows = (size_t)c->info.dim;
     column_job job = {c, units, n_units, n, ldx, ldxs, rows, 0, y, zero};
-    /* Tasks split the rows at block boundaries of the blocked layout.
-     * TODO: in decode this gives each thread short slices of every o and
-     * down part instead of whole parts in one stream; two threads decoded
-     * the TinyLlama-1.1B shape only 6% faster than one. A fixed split of
-     * the units into partial sums, added in a fixed order, would keep the
-     * result independent of the thread count and give each thread whole
-     * parts. */
+    if (n == 1) {
+        if (zero)
+            memset(c->scratch.partials, 0,
+                   PP_COLUMN_PARTITIONS * rows * sizeof(float));
+        pp_parallel_heavy(c, PP_COLUMN_PARTITIONS, partition_task, &job);
+        return;
+    }
+    /* Tasks split the rows at block boundaries of the blocked layout. */
     const size_t blocks = (rows + PP_Q8_BLOCK_ROWS - 1) / PP_Q8_BLOCK_ROWS;
     job.rows_per_task = items_per_task(c, blocks) * PP_Q8_BLOCK_ROWS;
     pp_parallel_heavy(c, (rows + job.rows_per_task - 1) / job.rows_per_task,
@@ -292,6 +324,27 @@ static void column_batch_flush(pp_context *c, column_batch *b) {
     b->started = 1;
     b->count = 0;
     pp_cache_unpin(c);
+}
+
+/* Runs the rest of a column product. In decode, it then adds the partial
+ * sums into y in partition order. */
+static void column_batch_finish(pp_context *c, column_batch *b) {
+    column_batch_flush(c, b);
+    if (b->n != 1)
+        return;
+    const size_t rows = (size_t)c->info.dim;
+    const float *partial = c->scratch.partials;
+    for (size_t d = 0; d < rows; d++) {
+        float sum = partial[d];
+        for (size_t p = 1; p < PP_COLUMN_PARTITIONS; p++)
+            sum += partial[p * rows + d];
+        b->y[d] = sum;
+    }
+}
+
+/* The partition of unit `index` of `count`. */
+static size_t partition_of(size_t index, size_t count) {
+    return index * PP_COLUMN_PARTITIONS / count;
 }
 
 static void flush_columns(pp_context *c, void *batch) { column_batch_flush(c, batch); }
@@ -452,10 +505,11 @@ void pp_attention_block(pp_context *c, int layer, int n_seq, int n_tok,
         const uint8_t *o = column_part(c, &b, layer, PP_PART_O, h);
         if (!o)
             return;
-        b.units[b.count++] = (column_unit){matrix_at(o, dim, hd),
-                                           (size_t)h * hd, (size_t)h * head_groups};
+        b.units[b.count++] = (column_unit){
+            matrix_at(o, dim, hd), (size_t)h * hd, (size_t)h * head_groups,
+            partition_of((size_t)h, (size_t)c->info.n_heads)};
     }
-    column_batch_flush(c, &b);
+    column_batch_finish(c, &b);
 
     const float *bias = c->pruning.have_bias
                             ? c->pruning.attn_bias + (size_t)layer * dim
@@ -549,10 +603,11 @@ static void mlp_block(pp_context *c, int layer, int n_seq, int n_tok) {
         const uint8_t *down = column_part(c, &b, layer, PP_PART_DOWN, (int)t);
         if (!down)
             return;
-        b.units[b.count++] = (column_unit){matrix_at(down, dim, width),
-                                           t * tile, t * tile_groups};
+        b.units[b.count++] = (column_unit){matrix_at(down, dim, width), t * tile,
+                                           t * tile_groups,
+                                           partition_of(t, n_tiles)};
     }
-    column_batch_flush(c, &b);
+    column_batch_finish(c, &b);
 
     const float *bias = c->pruning.have_bias
                             ? c->pruning.mlp_bias + (size_t)layer * dim

@@ -35,6 +35,9 @@ typedef struct pp_calibration {
     uint64_t *slot_count;           /* [history_len] windows seen per slot */
 } pp_calibration;
 
+/* Fixed ranges of units that a decode column product sums apart (forward.c). */
+#define PP_COLUMN_PARTITIONS 4
+
 /* Tile cache for read sources (tile_cache.c): one pool per kind of part. */
 enum {
     PP_POOL_Q, PP_POOL_O, PP_POOL_KV, PP_POOL_GATE_UP, PP_POOL_DOWN,
@@ -144,6 +147,8 @@ typedef struct pp_scratch {
                         2 t T (T: the file's tile) */
     int8_t *xq;      /* [N][max(dim, hidden)] quantized activations */
     float *xs;       /* [N][max groups per row] their scales */
+    float *partials; /* [PP_COLUMN_PARTITIONS][dim] partial sums of a decode
+                        column product (forward.c) */
     uint8_t *embed_block;  /* one 8-row block of the embedding, read from a
                               read source */
     float *att_scores; /* [n_threads][max_context] */
