@@ -567,26 +567,22 @@ static size_t next_kept(const tiled *t, size_t from) {
 static double time_tiled(const pp_kernels *kernels, tiled *t, int hints) {
     const size_t hs_step = pp_group_count(TILE_WIDTH, t->group);
     const double start = sample_seconds(1);
-    for (size_t i = next_kept(t, 0); i < t->tiles; i = next_kept(t, i + 1)) {
-        const tile_part part = tiled_part(t, i, 0);
-        const size_t following = next_kept(t, i + 1);
-        const int last = following == t->tiles;
-        const tile_part after = tiled_part(t, last ? i : following, 0);
-        const pp_q8_next next = next_hint(&after);
-        kernels->gemv_q8(part.m, part.k, t->group, part.w, t->x, t->xs,
-                         t->y + 2 * i * TILE_WIDTH, 0,
-                         hints && !last ? &next : NULL);
-    }
-    for (size_t i = next_kept(t, 0); i < t->tiles; i = next_kept(t, i + 1)) {
-        const tile_part part = tiled_part(t, i, 1);
-        const size_t following = next_kept(t, i + 1);
-        const int last = following == t->tiles;
-        const tile_part after = tiled_part(t, last ? i : following, 1);
-        const pp_q8_next next = next_hint(&after);
-        kernels->gemv_q8(part.m, part.k, t->group, part.w,
-                         t->h + i * TILE_WIDTH, t->hs + i * hs_step,
-                         t->y + 2 * t->tiles * TILE_WIDTH, 1,
-                         hints && !last ? &next : NULL);
+    for (int kind = 0; kind < 2; kind++) {
+        for (size_t i = next_kept(t, 0); i < t->tiles; i = next_kept(t, i + 1)) {
+            const tile_part part = tiled_part(t, i, kind);
+            const size_t following = next_kept(t, i + 1);
+            const int last = following == t->tiles;
+            const tile_part after = tiled_part(t, last ? i : following, kind);
+            const pp_q8_next next = next_hint(&after);
+            /* gate/up: the MLP input to this tile's rows of y; down: the
+             * tile's activations, added into one output row. */
+            const int8_t *x = kind ? t->h + i * TILE_WIDTH : t->x;
+            const float *xs = kind ? t->hs + i * hs_step : t->xs;
+            float *y = kind ? t->y + 2 * t->tiles * TILE_WIDTH
+                            : t->y + 2 * i * TILE_WIDTH;
+            kernels->gemv_q8(part.m, part.k, t->group, part.w, x, xs, y, kind,
+                             hints && !last ? &next : NULL);
+        }
     }
     return sample_seconds(1) - start;
 }
