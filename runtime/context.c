@@ -322,6 +322,8 @@ static pp_status load_model(pp_context *c, const pp_model_file *file,
     for (size_t i = 0; i < count; i++)
         c->weights.part_offset[i] =
             pp_get_u64((const uint8_t *)&c->weights.part_offset[i]);
+    if ((st = pp_model_check_directory(file, c->weights.part_offset)) != PP_OK)
+        return st;
     memset(c->weights.part_stamp, 0, 4 * count);
 
     pp_weights *w = &c->weights;

@@ -220,15 +220,39 @@ static uint64_t entry_bytes(const pp_dims *d, uint64_t entry) {
     return pp_part_bytes(d, part, index);
 }
 
+/* Checks directory entry `entry` (counting from the first layer) at
+ * `offset`: aligned, inside LAYERS, after the previous part, which ended
+ * at *end_of_previous. */
+static int entry_valid(const pp_model_file *file, uint64_t entry,
+                       uint64_t offset, uint64_t *end_of_previous) {
+    const pp_dims *d = &file->dims;
+    const pp_section *layers = &file->section[PP_SECTION_LAYERS];
+    const uint64_t bytes = entry_bytes(d, entry % pp_parts_per_layer(d));
+    if (offset % d->alignment != 0 || offset < *end_of_previous ||
+        offset > layers->offset + layers->size ||
+        bytes > layers->offset + layers->size - offset)
+        return 0;
+    *end_of_previous = offset + bytes;
+    return 1;
+}
+
+pp_status pp_model_check_directory(const pp_model_file *file,
+                                   const uint64_t *offsets) {
+    const pp_dims *d = &file->dims;
+    uint64_t end_of_previous = file->section[PP_SECTION_LAYERS].offset;
+    for (uint64_t i = 0; i < d->n_layers * pp_parts_per_layer(d); i++)
+        if (!entry_valid(file, i, offsets[i], &end_of_previous))
+            return PP_ERR_CORRUPT;
+    return PP_OK;
+}
+
 /* Every part must be aligned, inside LAYERS, after the previous one. */
 static pp_status check_directory(const pp_source *source,
                                  const pp_model_file *file) {
     const pp_dims *d = &file->dims;
     const pp_section *dir = &file->section[PP_SECTION_TILE_DIRECTORY];
-    const pp_section *layers = &file->section[PP_SECTION_LAYERS];
-    const uint64_t per_layer = pp_parts_per_layer(d);
-    const uint64_t count = d->n_layers * per_layer;
-    uint64_t end_of_previous = layers->offset;
+    const uint64_t count = d->n_layers * pp_parts_per_layer(d);
+    uint64_t end_of_previous = file->section[PP_SECTION_LAYERS].offset;
     uint8_t buffer[512];
 
     for (uint64_t i = 0; i < count; i += sizeof buffer / 8) {
@@ -239,15 +263,10 @@ static pp_status check_directory(const pp_source *source,
         if (st != PP_OK)
             return st;
 
-        for (uint64_t j = 0; j < n; j++) {
-            const uint64_t offset = pp_get_u64(buffer + 8 * j);
-            const uint64_t bytes = entry_bytes(d, (i + j) % per_layer);
-            if (offset % d->alignment != 0 || offset < end_of_previous ||
-                offset > layers->offset + layers->size ||
-                bytes > layers->offset + layers->size - offset)
+        for (uint64_t j = 0; j < n; j++)
+            if (!entry_valid(file, i + j, pp_get_u64(buffer + 8 * j),
+                             &end_of_previous))
                 return PP_ERR_CORRUPT;
-            end_of_previous = offset + bytes;
-        }
     }
     return PP_OK;
 }

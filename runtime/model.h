@@ -39,4 +39,10 @@ pp_status pp_source_read(const pp_source *source, uint64_t offset, void *dst,
 pp_status pp_model_parse(const pp_source *source, int verify_weights,
                          pp_model_file *file);
 
+/* Checks a copy of the directory (host-order offsets) as parsing checked
+ * the file's: the runtime uses its copy, which a read source may deliver
+ * differently the second time. */
+pp_status pp_model_check_directory(const pp_model_file *file,
+                                   const uint64_t *offsets);
+
 #endif /* PP_MODEL_H */

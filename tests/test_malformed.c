@@ -810,6 +810,39 @@ static void test_tile_directory_rejected(void) {
     mutant_free(&m);
 }
 
+/* A read source whose directory changes after validation: the whole
+ * directory in one read (the runtime's copy) comes back with its first
+ * entry past the end of the file. */
+typedef struct changing_source {
+    const model_bytes *model;
+    uint64_t directory, directory_bytes;
+} changing_source;
+
+static pp_status read_changing(void *user, uint64_t offset, void *dst,
+                               size_t length) {
+    const changing_source *s = user;
+    memcpy(dst, s->model->data + offset, length);
+    if (offset == s->directory && length == s->directory_bytes)
+        pp_put_u64(dst, pp_align_up(s->model->size, 64) + 4096);
+    return PP_OK;
+}
+
+static void test_directory_checked_as_used(void) {
+    const model_bytes *model = base_model();
+    if (!model)
+        return;
+    changing_source changing = {model, section_offset(model, PP_SECTION_TILE_DIRECTORY),
+                                section_size(model, PP_SECTION_TILE_DIRECTORY)};
+    const pp_source source = {.size = model->size, .read = read_changing,
+                              .user = &changing};
+    size_t arena_bytes = 0;
+    CHECK(pp_arena_size(&source, &test_options, &arena_bytes) == PP_OK);
+    const pp_status initialized = init_status(&source, 0, PP_OK, arena_bytes);
+    CHECKF(initialized == PP_ERR_CORRUPT,
+           "directory changed after validation: pp_init returned '%s'",
+           pp_status_string(initialized));
+}
+
 /* ---- Tokenizer section ----------------------------------------------------- */
 
 /* Offset of the entry of token `id` in the tokenizer section. */
@@ -1436,6 +1469,7 @@ int main(void) {
     RUN(test_required_sections_missing);
     RUN(test_section_sizes_wrong);
     RUN(test_tile_directory_rejected);
+    RUN(test_directory_checked_as_used);
     RUN(test_tokenizer_section_rejected);
     RUN(test_bpe_tokenizer_section);
     RUN(test_non_finite_sections_rejected);
