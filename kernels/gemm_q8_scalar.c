@@ -21,10 +21,8 @@ static void block_dot(const uint8_t *block, size_t k, size_t group,
                                (int32_t)x[c0 + e];
         }
         const uint8_t *scales = record + 32 * quads;
-        for (size_t r = 0; r < PP_Q8_BLOCK_ROWS; r++) {
-            const uint16_t h = (uint16_t)(scales[2 * r] | scales[2 * r + 1] << 8);
-            acc[r] += (float)isum[r] * (pp_half_to_float(h) * xs[g]);
-        }
+        for (size_t r = 0; r < PP_Q8_BLOCK_ROWS; r++)
+            acc[r] += (float)isum[r] * (pp_q8_half(scales + 2 * r) * xs[g]);
         record = scales + PP_Q8_SCALE_BYTES;
     }
 }

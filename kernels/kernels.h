@@ -106,22 +106,26 @@ static inline float pp_half_to_float(uint16_t h) {
  * largest half (65504) give Inf. */
 uint16_t pp_float_to_half(float f);
 
-/* The int8 value of row r, column c of a blocked matrix. */
-static inline int8_t pp_q8_value(const uint8_t *w, size_t k, size_t group,
-                                 size_t r, size_t c) {
-    const size_t g = c / group, in_group = c - g * group;
-    return (int8_t)w[pp_q8_record_offset(k, group, r, g) +
-                     32 * (in_group / 4) + 4 * (r % PP_Q8_BLOCK_ROWS) +
-                     in_group % 4];
+/* The little-endian half at p, as a float. */
+static inline float pp_q8_half(const uint8_t *p) {
+    return pp_half_to_float((uint16_t)(p[0] | p[1] << 8));
 }
 
-/* The scale of row r, group g of a blocked matrix. */
-static inline float pp_q8_scale(const uint8_t *w, size_t k, size_t group,
-                                size_t r, size_t g) {
-    const uint8_t *p = w + pp_q8_record_offset(k, group, r, g) +
-                       32 * pp_q8_group_quads(k, group, g) +
-                       2 * (r % PP_Q8_BLOCK_ROWS);
-    return pp_half_to_float((uint16_t)(p[0] | p[1] << 8));
+/*
+ * The weight of row r, column c (value times scale, exact in float) of a
+ * blocked matrix of rows of k values, given the block that holds row r:
+ * w + r / 8 * pp_q8_block_bytes(k, group). Callers that walk many rows
+ * compute the block size once.
+ */
+static inline float pp_q8_block_weight(const uint8_t *block, size_t k,
+                                       size_t group, size_t r, size_t c) {
+    const size_t g = c / group, in_group = c - g * group;
+    const size_t row = r % PP_Q8_BLOCK_ROWS;
+    const uint8_t *record = block + g * pp_q8_record_bytes(group);
+    const int8_t value =
+        (int8_t)record[32 * (in_group / 4) + 4 * row + in_group % 4];
+    return (float)value *
+           pp_q8_half(record + 32 * pp_q8_group_quads(k, group, g) + 2 * row);
 }
 
 /*

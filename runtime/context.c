@@ -441,11 +441,9 @@ const uint8_t *pp_tile_part(pp_context *c, int layer, pp_part part, int index) {
 
     const uint8_t *p;
     if (c->cache.enabled) {
-        static const int pools[] = {PP_POOL_Q, PP_POOL_KV, PP_POOL_O,
-                                    PP_POOL_GATE_UP, PP_POOL_DOWN};
         const uint64_t per_layer = pp_part_count(d, part);
         const pp_cache_span span = {file_offset, (size_t)bytes, 0};
-        p = pp_cache_get(c, pools[part],
+        p = pp_cache_get(c, (int)part,
                          (int32_t)((uint64_t)layer * per_layer + (uint64_t)index),
                          &span, 1);
         if (!p)

@@ -206,9 +206,9 @@ static void row_batch_add(row_batch *b, q8_matrix m, float *y, size_t ldy) {
  * A product whose output sums over units (heads or tiles). With several
  * activation rows (prefill), each task owns a range of output rows and adds
  * the units in order. With one (decode), whole parts stream best, so the
- * units are split by index into PP_COLUMN_PARTITIONS fixed ranges: each task
- * sums one range in order into its own partial sum, and the partial sums
- * are added in order at the end. Neither the thread count nor a tile cache
+ * units are split by index into PP_COLUMN_PARTITIONS fixed ranges. Each
+ * task sums one range in order into its own partial sum, and the partial
+ * sums are added in order at the end. Neither the thread count nor a tile cache
  * that runs a product in pieces changes the order of any addition.
  */
 typedef struct column_unit {
@@ -674,8 +674,7 @@ static void embed(pp_context *c, const int32_t *tokens, size_t n) {
         const size_t r = row % PP_Q8_BLOCK_ROWS;
         float *x = c->scratch.x + j * dim;
         for (size_t i = 0; i < dim; i++)
-            x[i] = (float)pp_q8_value(block, dim, group, r, i) *
-                   pp_q8_scale(block, dim, group, r, i / group);
+            x[i] = pp_q8_block_weight(block, dim, group, r, i);
     }
     /* Counted as the row's own bytes (values and scales) in both kinds of
      * source; a read source reads the row's whole block, which

@@ -38,10 +38,16 @@ typedef struct pp_calibration {
 /* Fixed ranges of units that a decode column product sums apart (forward.c). */
 #define PP_COLUMN_PARTITIONS 4
 
-/* Tile cache for read sources (tile_cache.c): one pool per kind of part. */
+/* Tile cache for read sources (tile_cache.c): one pool per kind of part,
+ * numbered as pp_part (format.h), then one for classifier row blocks. */
 enum {
-    PP_POOL_Q, PP_POOL_O, PP_POOL_KV, PP_POOL_GATE_UP, PP_POOL_DOWN,
-    PP_POOL_CLASSIFIER, PP_POOL_COUNT
+    PP_POOL_Q = PP_PART_Q,
+    PP_POOL_KV = PP_PART_KV,
+    PP_POOL_O = PP_PART_O,
+    PP_POOL_GATE_UP = PP_PART_GATE_UP,
+    PP_POOL_DOWN = PP_PART_DOWN,
+    PP_POOL_CLASSIFIER,
+    PP_POOL_COUNT
 };
 
 typedef struct pp_cache_pool {

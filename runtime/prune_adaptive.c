@@ -143,15 +143,17 @@ static uint64_t add_columns(const pp_context *c, const uint8_t *part,
                             size_t width, const double *values,
                             const uint8_t *mask, double sign, double *out) {
     const size_t dim = (size_t)c->info.dim, group = (size_t)c->info.group;
+    const size_t block_bytes = pp_q8_block_bytes(width, group);
     uint64_t macs = 0;
 
     for (size_t i = 0; i < width; i++) {
         if (mask && !mask[i])
             continue;
         const double v = sign * values[i];
-        for (size_t d = 0; d < dim; d++)
-            out[d] += (double)pp_q8_value(part, width, group, d, i) *
-                      pp_q8_scale(part, width, group, d, i / group) * v;
+        for (size_t d = 0; d < dim; d++) {
+            const uint8_t *block = part + d / PP_Q8_BLOCK_ROWS * block_bytes;
+            out[d] += (double)pp_q8_block_weight(block, width, group, d, i) * v;
+        }
         macs += dim;
     }
     return macs;

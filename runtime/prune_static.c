@@ -206,14 +206,15 @@ static pp_status compute_bias(pp_context *c) {
             pp_cache_unpin(c);
             if (!o)
                 return c->io_status != PP_OK ? c->io_status : PP_ERR_CAPACITY;
+            const size_t o_block_bytes = pp_q8_block_bytes(hd, group);
             for (size_t d = 0; d < dim; d++) {
+                const uint8_t *block = o + d / PP_Q8_BLOCK_ROWS * o_block_bytes;
                 double acc = 0.0;
                 for (size_t i = 0; i < hd; i++) {
                     const size_t ch = (size_t)h * hd + i;
                     const double mean = channel_mean(
                         c, &c->calibration.attn_sum[(size_t)l * dim + ch]);
-                    acc += (double)pp_q8_value(o, hd, group, d, i) *
-                           pp_q8_scale(o, hd, group, d, i / group) * mean;
+                    acc += (double)pp_q8_block_weight(block, hd, group, d, i) * mean;
                 }
                 attn_bias[d] += (float)acc;
             }
@@ -238,10 +239,13 @@ static pp_status compute_bias(pp_context *c) {
                     continue;
                 const double mean =
                     channel_mean(c, &c->calibration.mlp_sum[(size_t)l * hidden + j]);
-                for (size_t d = 0; d < dim; d++)
-                    mlp_bias[d] += (float)((double)pp_q8_value(down, width, group, d, i) *
-                                           pp_q8_scale(down, width, group, d, i / group) *
+                const size_t block_bytes = pp_q8_block_bytes(width, group);
+                for (size_t d = 0; d < dim; d++) {
+                    const uint8_t *block = down + d / PP_Q8_BLOCK_ROWS * block_bytes;
+                    mlp_bias[d] += (float)((double)pp_q8_block_weight(
+                                               block, width, group, d, i) *
                                            mean);
+                }
             }
         }
     }

@@ -39,37 +39,23 @@
 /* slot_pin of a slot reserved for a planned read that has not run yet. */
 #define PREFETCH_PIN 0xFFFFFFFFu
 
-/* Bytes of one item of each pool (the largest, for MLP tiles). */
+/* Bytes of one item of each pool: the largest, which for MLP parts is
+ * that of tile 0 (only the last tile can be narrower). */
 static uint64_t pool_item_bytes(const pp_context *c, int pool) {
     const pp_dims *d = &c->dims;
-    const uint64_t qkv = pp_matrix_bytes(d->head_dim, d->dim, d->group);
-    switch (pool) {
-    case PP_POOL_Q: return qkv;
-    case PP_POOL_O: return pp_matrix_bytes(d->dim, d->head_dim, d->group);
-    case PP_POOL_KV: return 2 * qkv;
-    case PP_POOL_GATE_UP: return pp_matrix_bytes(2 * d->tile, d->dim, d->group);
-    case PP_POOL_DOWN: return pp_matrix_bytes(d->dim, d->tile, d->group);
-    default: {
-        const uint64_t rows = CLASSIFIER_BLOCK_ROWS < d->vocab_size
-                                  ? CLASSIFIER_BLOCK_ROWS
-                                  : d->vocab_size;
-        return pp_q8_matrix_bytes((size_t)rows, (size_t)d->dim,
-                                  (size_t)d->group);
-    }
-    }
+    if (pool != PP_POOL_CLASSIFIER)
+        return pp_part_bytes(d, (pp_part)pool, 0);
+    const uint64_t rows = CLASSIFIER_BLOCK_ROWS < d->vocab_size
+                              ? CLASSIFIER_BLOCK_ROWS
+                              : d->vocab_size;
+    return pp_q8_matrix_bytes((size_t)rows, (size_t)d->dim, (size_t)d->group);
 }
 
 static uint64_t pool_item_count(const pp_context *c, int pool) {
     const pp_dims *d = &c->dims;
-    switch (pool) {
-    case PP_POOL_Q:
-    case PP_POOL_O: return d->n_layers * d->n_heads;
-    case PP_POOL_KV: return d->n_layers * d->n_kv_heads;
-    case PP_POOL_GATE_UP:
-    case PP_POOL_DOWN: return d->n_layers * pp_mlp_tile_count(d);
-    default:
-        return (d->vocab_size + CLASSIFIER_BLOCK_ROWS - 1) / CLASSIFIER_BLOCK_ROWS;
-    }
+    if (pool != PP_POOL_CLASSIFIER)
+        return d->n_layers * pp_part_count(d, (pp_part)pool);
+    return (d->vocab_size + CLASSIFIER_BLOCK_ROWS - 1) / CLASSIFIER_BLOCK_ROWS;
 }
 
 size_t pp_classifier_block_rows(void) { return CLASSIFIER_BLOCK_ROWS; }
@@ -278,8 +264,6 @@ void pp_cache_plan_prefetch(pp_context *c, int layer) {
         return;
 
     /* The kept parts in file order, so the reads run front to back. */
-    static const int pools[] = {PP_POOL_Q, PP_POOL_KV, PP_POOL_O,
-                                PP_POOL_GATE_UP, PP_POOL_DOWN};
     const uint8_t *heads = c->pruning.head_kept + (size_t)layer * d->n_heads;
     const uint8_t *tiles = c->pruning.tile_kept + (size_t)layer * pp_mlp_tile_count(d);
     for (int part = PP_PART_Q; part <= PP_PART_DOWN; part++) {
@@ -292,8 +276,8 @@ void pp_cache_plan_prefetch(pp_context *c, int layer) {
                 continue;
             uint64_t offset, bytes;
             pp_tile_part_range(c, layer, (pp_part)part, (int)i, &offset, &bytes);
-            reserve(c, pools[part], (int32_t)((uint64_t)layer * count + i), offset,
-                    bytes, &reserved[pools[part]]);
+            reserve(c, part, (int32_t)((uint64_t)layer * count + i), offset,
+                    bytes, &reserved[part]);
         }
     }
 }
