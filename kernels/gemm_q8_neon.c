@@ -5,10 +5,10 @@
 #include "kernels_simd.h"
 
 /*
- * smull and smull2 give the 16 products as int16 (at most 127 * 127 in
- * magnitude); addp adds neighbours, 2 products per int16 lane (at most
- * 32258, no overflow), in the lane order rows 0, 1 (from smull) then 2, 3
- * (from smull2); sadalp adds neighbouring pairs into the 4 int32 lanes.
+ * smull and smull2 give the 16 products as int16, each at most 127 * 127 in
+ * magnitude. addp adds neighbours, so each int16 lane holds 2 products (at
+ * most 32258, no overflow), rows 0 and 1 from smull, then rows 2 and 3 from
+ * smull2. sadalp adds neighbouring pairs into the 4 int32 lanes.
  */
 static inline int32x4_t q8_dot16(int32x4_t acc, int8x16_t w, int8x16_t x) {
     const int16x8_t rows01 = vmull_s8(vget_low_s8(w), vget_low_s8(x));

@@ -4,10 +4,10 @@
  * one-activation-row path (GEMV). Included by gemm_q8_x86.h and
  * gemm_q8_arm.h after they define Q8_INLINE.
  *
- * A blocked matrix (kernels.h) is one stream of bytes, read front to back,
- * which the hardware prefetchers follow well, on into the next product
- * when it follows in memory (model files store a layer's parts in the
- * order they are read). Pruning skips parts, and the prefetchers start
+ * A blocked matrix (kernels.h) is one stream of bytes, read front to back.
+ * The hardware prefetchers follow it well, on into the next product when
+ * that follows in memory, as a layer's parts do in a model file. Pruning
+ * skips parts, and the prefetchers start
  * over after each gap. So while the last bytes of a matrix are read, the
  * prefetch below runs into the first bytes of the product that the caller
  * runs next (pp_q8_next), unless that product continues the stream.
@@ -35,13 +35,14 @@ Q8_INLINE int32_t q8_quad(const int8_t *x, size_t count) {
 
 /*
  * GEMV prefetch distance into the next product, in bytes (0 turns it off).
- * Decode of the synthetic TinyLlama-1.1B shape on one thread of a Zen 4
- * EPYC (shared 2-core VM), interleaved runs: Probe Pruning at 0.4 ran at
- * 39.9 to 40.6 tokens/s without it and 40.5 to 41.1 with 4096; dense
- * decode (one stream) at 28.3 to 29.1 either way. Prefetching at every
- * product boundary cost dense decode 3%, 8192 bytes cost it 14%, and
- * prefetching the current product's own lines as well halved the speed of
- * the earlier side-by-side layout, so those are left to the hardware.
+ * Measured in interleaved runs of decode of the synthetic TinyLlama-1.1B
+ * shape on one thread of a Zen 4 EPYC (shared 2-core VM). Probe Pruning at
+ * 0.4 ran at 39.9 to 40.6 tokens/s without it and 40.5 to 41.1 with 4096.
+ * Dense decode (one stream) ran at 28.3 to 29.1 either way. Prefetching at
+ * every product boundary cost dense decode 3%, and a distance of 8192 cost
+ * it 14%. Prefetching the current product's own lines as well halved the
+ * speed of the earlier side-by-side layout, so those are left to the
+ * hardware.
  */
 #ifndef Q8_PREFETCH_BYTES
 #define Q8_PREFETCH_BYTES 4096

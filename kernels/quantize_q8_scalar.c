@@ -44,8 +44,12 @@ void pp_quantize_q8_half(size_t n, size_t group, const float *x, int8_t *q,
         scale[g] = s;
         for (size_t i = begin; i < end; i++) {
             /* The half scale can be a little below amax / 127. */
-            const long v = s > 0.0f ? lrintf(x[i] / s) : 0;
-            q[i] = (int8_t)(v > 127 ? 127 : v < -127 ? -127 : v);
+            long v = s > 0.0f ? lrintf(x[i] / s) : 0;
+            if (v > 127)
+                v = 127;
+            if (v < -127)
+                v = -127;
+            q[i] = (int8_t)v;
         }
     }
 }

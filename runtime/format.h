@@ -34,9 +34,9 @@
  * blocked layout of kernels/kernels.h, in blocks of 8 rows. A block holds,
  * group by group, the group's values in runs of 4 columns of the 8 rows,
  * then the group's 8 half-precision scales (8.5 bits per weight for group
- * 32). The matrix size is rounded up to 64 bytes. A matrix whose rows are not a multiple
- * of 8 carries zero padding rows in its last block; a tile's gate and up
- * rows share one matrix, so a 4-channel tile needs none. Groups run
+ * 32). The matrix size is rounded up to 64 bytes. A matrix whose rows are
+ * not a multiple of 8 carries zero padding rows in its last block. A
+ * tile's gate and up rows share one matrix, so a 4-channel tile needs none. Groups run
  * along the reduction axis and restart at every tile boundary, so a tile's
  * part of the down projection has groups of at most the tile width.
  * Version 1 files stored values and float32 scales row-major, version 2

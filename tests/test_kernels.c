@@ -519,7 +519,8 @@ static void test_quantize_half_scales(void) {
     for (size_t g = 0; g < sizeof s / sizeof s[0]; g++)
         CHECKF(pp_half_to_float(pp_float_to_half(s[g])) == s[g],
                "scale %zu = %a is not a half", g, (double)s[g]);
-    CHECK(s[3] == 0.0f && q[100] == 0);
+    CHECK(s[3] == 0.0f);
+    CHECK(q[100] == 0);
     CHECKF(bad == 0, "%d values off by more than half a step", bad);
 }
 

@@ -182,9 +182,9 @@ static void pp_first_pruned_layer_matches_reference(void) {
     pp_attention_block(ctx, 1, 8, 128, 0);
     pp_probe_mlp(ctx, 1, 8, 128, 0);
     CHECK(ctx->scratch.rows[0] == mlp_rows[0]);
-    /* The reference ranks float32 residual norms, pprt those after int8
-     * products; a position next to the cut can swap with its neighbour
-     * (one did when the weight scales became half precision). */
+    /* The reference ranks float32 residual norms, and pprt ranks those
+     * after int8 products, so a position next to the cut can swap with its
+     * neighbour (one does with half-precision weight scales). */
     int same_positions = 0;
     for (int i = 0; i < 64; i++)
         for (int j = 0; j < 64; j++)
